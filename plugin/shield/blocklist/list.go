@@ -1,0 +1,197 @@
+package blocklist
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Snapshot is one successfully loaded version of a list. It is immutable.
+type Snapshot struct {
+	Set     *Set
+	Version string // content hash: the first 16 hex digits of the SHA-256 of the file
+	Format  Format // the format used (detected when not configured)
+	Stats   Stats  // what the parser saw
+	Loaded  time.Time
+	Elapsed time.Duration // read + parse + build
+}
+
+// Config describes one named list.
+type Config struct {
+	Name   string
+	Path   string
+	Format Format // FormatAuto detects the format from the content
+	// Allow marks an allowlist: every entry, whatever its action in the
+	// file, allows the name and the names below it.
+	Allow bool
+	// MaxInvalid is the largest share of invalid lines (of invalid plus
+	// entries) an update may have; above it the update is refused.
+	MaxInvalid float64
+	// MaxShrink is the largest share of entries an update may lose against
+	// the list in force; above it the update is refused.
+	MaxShrink float64
+}
+
+// Reasons a load is refused; they are bounded so they can label a metric.
+const (
+	FailRead    = "read"
+	FailEmpty   = "empty"
+	FailGarbage = "garbage"
+	FailShrink  = "shrink"
+)
+
+// LoadError is a refused update. Reason is one of the Fail constants.
+type LoadError struct {
+	List   string
+	Reason string
+	Err    error
+}
+
+func (e *LoadError) Error() string { return fmt.Sprintf("list %q: %v", e.List, e.Err) }
+func (e *LoadError) Unwrap() error { return e.Err }
+
+// List is a named list whose current Snapshot can be read without locks
+// while a reload builds the next one.
+type List struct {
+	cfg Config
+	cur atomic.Pointer[Snapshot]
+
+	mu      sync.Mutex // serialises loads and guards the fields below
+	lastErr error
+	lastSig fileSig
+}
+
+// NewList returns a List that has not loaded yet.
+func NewList(cfg Config) *List { return &List{cfg: cfg} }
+
+// Name returns the list's configured name.
+func (l *List) Name() string { return l.cfg.Name }
+
+// Config returns the list's configuration.
+func (l *List) Config() Config { return l.cfg }
+
+// Snapshot returns the list in force, or nil before the first good load.
+func (l *List) Snapshot() *Snapshot { return l.cur.Load() }
+
+// LastError returns the error of the most recent load attempt, or nil.
+func (l *List) LastError() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastErr
+}
+
+// Lookup matches qname against the list in force. On an allowlist any hit
+// is reported as ActAllow.
+func (l *List) Lookup(qname string) Match {
+	s := l.cur.Load()
+	if s == nil {
+		return Match{}
+	}
+	return s.Set.Lookup(qname)
+}
+
+// LookupNormal is Lookup for a name normalised by NormalizeQuery.
+func (l *List) LookupNormal(name []byte) Match {
+	s := l.cur.Load()
+	if s == nil {
+		return Match{}
+	}
+	return s.Set.LookupNormal(name)
+}
+
+// allowSink turns every entry into an allow rule covering the name and
+// the names below it.
+type allowSink struct{ b *Builder }
+
+func (a allowSink) Add(name []byte, _, _ Action) { a.b.Add(name, ActAllow, ActAllow) }
+
+// Load reads and parses the file and, if the result passes the safety
+// checks, puts it in force. It returns (false, nil) when the content is
+// unchanged, (true, nil) when a new version is in force, and a *LoadError
+// when the update was refused; the list in force is then unchanged.
+func (l *List) Load() (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	changed, err := l.load()
+	l.lastErr = err
+	return changed, err
+}
+
+func (l *List) fail(reason string, err error) error {
+	return &LoadError{List: l.cfg.Name, Reason: reason, Err: err}
+}
+
+func (l *List) load() (bool, error) {
+	start := time.Now()
+	l.lastSig, _ = statSig(l.cfg.Path)
+	data, err := os.ReadFile(l.cfg.Path)
+	if err != nil {
+		return false, l.fail(FailRead, err)
+	}
+	sum := sha256.Sum256(data)
+	version := hex.EncodeToString(sum[:8])
+	prev := l.cur.Load()
+	if prev != nil && prev.Version == version {
+		return false, nil
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return false, l.fail(FailEmpty, errors.New("file is empty"))
+	}
+	format := l.cfg.Format
+	if format == FormatAuto {
+		head := data
+		if len(head) > 64<<10 {
+			head = head[:64<<10]
+		}
+		format = Detect(head)
+	}
+	// Size the builder from the line count so a big list is not regrown.
+	b := NewBuilder(bytes.Count(data, []byte{'\n'}) + 1)
+	var sink Sink = b
+	if l.cfg.Allow {
+		sink = allowSink{b}
+	} else if format == FormatAdblock {
+		b.AllowWins = true
+	}
+	st, err := Parse(bytes.NewReader(data), format, sink)
+	if err != nil {
+		return false, l.fail(FailRead, err)
+	}
+	if st.Entries == 0 {
+		return false, l.fail(FailEmpty, fmt.Errorf("no entries in %d lines (format %s, %d invalid, %d unsupported)", st.Lines, format, st.Invalid, st.Unsupported))
+	}
+	if bad := float64(st.Invalid) / float64(st.Invalid+st.Entries); bad > l.cfg.MaxInvalid {
+		return false, l.fail(FailGarbage, fmt.Errorf("%d of %d rule lines are invalid (%.0f%% > %.0f%%), first: %v",
+			st.Invalid, st.Invalid+st.Entries, 100*bad, 100*l.cfg.MaxInvalid, st.Samples))
+	}
+	set := b.Build()
+	if prev != nil && l.cfg.MaxShrink < 1 {
+		if floor := float64(prev.Set.Len()) * (1 - l.cfg.MaxShrink); float64(set.Len()) < floor {
+			return false, l.fail(FailShrink, fmt.Errorf("update has %d names, down from %d (more than %.0f%% fewer); keeping version %s",
+				set.Len(), prev.Set.Len(), 100*l.cfg.MaxShrink, prev.Version))
+		}
+	}
+	l.cur.Store(&Snapshot{Set: set, Version: version, Format: format, Stats: st, Loaded: time.Now(), Elapsed: time.Since(start)})
+	return true, nil
+}
+
+// Changed reports whether the file's identity (device, inode, size or
+// modification time, following symlinks) differs from what the last load
+// saw. The poller uses it to decide whether to reload.
+func (l *List) Changed() bool {
+	sig, err := statSig(l.cfg.Path)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		// A file that cannot be stat'ed is retried until the list first
+		// loads; afterwards only a change of its state triggers a load.
+		return l.cur.Load() == nil || l.lastSig != (fileSig{})
+	}
+	return sig != l.lastSig
+}
