@@ -1,0 +1,94 @@
+package shield
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/dnsshield/shield/plugin/shield/audit"
+	"github.com/dnsshield/shield/plugin/shield/blocklist"
+)
+
+// start runs in OnStartup: it opens the audit sink, loads every list once
+// and starts the watcher. A list that fails to load does not stop the
+// server; it is retried and readiness stays false until it loads.
+func (s *Shield) start() error {
+	if s.auditPath != "off" {
+		var sink audit.Sink
+		if s.auditPath == "stdout" {
+			sink = audit.Stdout()
+		} else {
+			f, err := audit.OpenFile(s.auditPath, s.auditSize, s.auditKeep)
+			if err != nil {
+				return fmt.Errorf("shield: audit: %w", err)
+			}
+			sink = f
+		}
+		var lastLog atomic.Int64
+		s.audit = audit.NewWriter(sink, audit.Options{
+			Queue:  s.auditQueue,
+			OnDrop: auditDropped.Inc,
+			OnError: func(err error) {
+				auditErrors.Inc()
+				// At most one log line a minute: a full disk must not
+				// turn into a log flood.
+				now := time.Now().Unix()
+				if prev := lastLog.Load(); now-prev >= 60 && lastLog.CompareAndSwap(prev, now) {
+					log.Errorf("audit write failed: %v", err)
+				}
+			},
+		})
+	}
+	all := append(append([]*blocklist.List(nil), s.allows...), s.blocks...)
+	s.watcher = blocklist.NewWatcher(all, blocklist.WatchOptions{Debounce: s.debounce, Poll: s.poll, OnLoad: s.onLoad})
+	s.watcher.LoadAll()
+	if err := s.watcher.Start(); err != nil {
+		log.Warningf("file events unavailable, polling lists every %s: %v", s.poll, err)
+	}
+	return nil
+}
+
+// stop runs in OnShutdown, which CoreDNS also calls on every Corefile
+// reload, so everything start began ends here.
+func (s *Shield) stop() error {
+	if s.watcher != nil {
+		s.watcher.Stop()
+	}
+	if s.audit != nil {
+		return s.audit.Close()
+	}
+	return nil
+}
+
+// onLoad turns a load result into metrics and one log line.
+func (s *Shield) onLoad(l *blocklist.List, changed bool, err error) {
+	name := l.Name()
+	if err != nil {
+		reason := blocklist.FailRead
+		var le *blocklist.LoadError
+		if errors.As(err, &le) {
+			reason = le.Reason
+		}
+		reloadFailures.WithLabelValues(name, reason).Inc()
+		if snap := l.Snapshot(); snap != nil {
+			log.Errorf("list %q: update refused (%s), version %s stays in force: %v", name, reason, snap.Version, err)
+		} else {
+			log.Errorf("list %q: not loaded (%s), will retry: %v", name, reason, err)
+		}
+		return
+	}
+	if !changed {
+		return
+	}
+	snap := l.Snapshot()
+	reloads.WithLabelValues(name).Inc()
+	listEntries.WithLabelValues(name).Set(float64(snap.Set.Len()))
+	listSkipped.WithLabelValues(name, "invalid").Set(float64(snap.Stats.Invalid))
+	listSkipped.WithLabelValues(name, "unsupported").Set(float64(snap.Stats.Unsupported))
+	lastReload.WithLabelValues(name).Set(float64(snap.Loaded.UnixNano()) / 1e9)
+	loadSeconds.WithLabelValues(name).Set(snap.Elapsed.Seconds())
+	log.Infof("list %q: version %s in force: %d names (%s, %d lines, %d invalid, %d unsupported) in %s",
+		name, snap.Version, snap.Set.Len(), snap.Format, snap.Stats.Lines, snap.Stats.Invalid, snap.Stats.Unsupported,
+		snap.Elapsed.Round(100*time.Microsecond))
+}

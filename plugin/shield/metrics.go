@@ -1,0 +1,84 @@
+package shield
+
+import (
+	"github.com/coredns/coredns/plugin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics. Labels are bounded: the server, the action and the configured
+// list names. A client address or a domain never becomes a label; that
+// detail belongs in the audit log.
+var (
+	queries = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "queries_total",
+		Help:      "Queries seen by shield, by the action taken: pass, allow, block, sinkhole or monitor.",
+	}, []string{"server", "action"})
+
+	listHits = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "list_hits_total",
+		Help:      "Queries matched by a blocklist, by list (monitor-mode hits included).",
+	}, []string{"server", "list"})
+
+	listEntries = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "list_entries",
+		Help:      "Distinct names in the list version in force.",
+	}, []string{"list"})
+
+	listSkipped = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "list_skipped_lines",
+		Help:      "Lines of the list version in force that were skipped, by kind: invalid or unsupported.",
+	}, []string{"list", "kind"})
+
+	reloads = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "list_reloads_total",
+		Help:      "Successful loads of a new list version.",
+	}, []string{"list"})
+
+	reloadFailures = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "list_reload_failures_total",
+		Help:      "Refused list updates, by reason: read, empty, garbage or shrink. The last good version stays in force.",
+	}, []string{"list", "reason"})
+
+	lastReload = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "list_last_reload_timestamp_seconds",
+		Help:      "Unix time at which the list version in force was loaded.",
+	}, []string{"list"})
+
+	loadSeconds = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "list_load_duration_seconds",
+		Help:      "Time taken to read, parse and build the list version in force.",
+	}, []string{"list"})
+
+	auditDropped = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "audit_dropped_total",
+		Help:      "Audit records dropped because the writer's queue was full.",
+	})
+
+	auditErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "audit_write_errors_total",
+		Help:      "Failed writes of audit records to their sink.",
+	})
+)
+
+func countQuery(server, action string) { queries.WithLabelValues(server, action).Inc() }
