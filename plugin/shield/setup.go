@@ -22,12 +22,12 @@ func init() { plugin.Register(pluginName, setup) }
 // Defaults; each can be changed in the Corefile.
 const (
 	defaultTTL        = 3600
-	defaultMaxShrink  = 0.5              // refuse an update that loses more than half the list
-	defaultMaxInvalid = 0.5              // refuse an update that is mostly garbage
-	defaultAuditSize  = 100 << 20        // rotate the audit file at 100 MiB
-	defaultAuditKeep  = 5                // and keep five rotated files
-	defaultAuditQueue = 8192             // records waiting for the writer
-	defaultPoll       = 2 * time.Second  // fallback poll of list files
+	defaultMaxShrink  = 0.5             // refuse an update that loses more than half the list
+	defaultMaxInvalid = 0.5             // refuse an update that is mostly garbage
+	defaultAuditSize  = 100 << 20       // rotate the audit file at 100 MiB
+	defaultAuditKeep  = 5               // and keep five rotated files
+	defaultAuditQueue = 8192            // records waiting for the writer
+	defaultPoll       = 2 * time.Second // fallback poll of list files
 	defaultDebounce   = 300 * time.Millisecond
 )
 
