@@ -2,6 +2,7 @@ package shield
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/coredns/caddy"
 	"github.com/miekg/dns"
@@ -21,3 +22,9 @@ func parseContainOption(c *caddy.Controller, s *Shield, opt string, args []strin
 func (s *Shield) serveContain(ctx context.Context, server string, w dns.ResponseWriter, r *dns.Msg, name []byte) (done bool, rc int, err error) {
 	return false, 0, nil
 }
+
+// noteBlock tells the escalation ladder that client was blocked: kind is
+// the list name for a list hit, or the detector name ("tunnel", "dga", ...)
+// for a detection. name is the query name, reasons the detector's reasons.
+// It must not block or allocate on the common path.
+func (s *Shield) noteBlock(client netip.Addr, kind, name string, reasons []string) {}

@@ -2,6 +2,7 @@ package shield
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin"
@@ -22,4 +23,11 @@ func parseDetectOption(c *caddy.Controller, s *Shield, opt string, args []string
 func (s *Shield) serveDetect(ctx context.Context, server string, w dns.ResponseWriter, r *dns.Msg, name []byte) (int, error) {
 	countQuery(server, "pass")
 	return plugin.NextOrFailure(s.Name(), s.Next, ctx, w, r)
+}
+
+// explainDetect returns what the detectors would say about a query for
+// name from client, without recording or changing any state (for the
+// management API's explain endpoint).
+func (s *Shield) explainDetect(name string, client netip.Addr) (score int, reasons []string, sticky bool) {
+	return 0, nil, false
 }

@@ -144,6 +144,7 @@ func (s *Shield) block(ctx context.Context, server string, w dns.ResponseWriter,
 	listHits.WithLabelValues(server, list).Inc()
 	countQuery(server, event)
 	s.record(w, r, event, list, ruleName, snap.Version)
+	s.noteBlock(clientAddr(w), list, r.Question[0].Name, nil)
 	if s.monitor {
 		return plugin.NextOrFailure(s.Name(), s.Next, ctx, w, r)
 	}
