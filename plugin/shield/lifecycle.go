@@ -3,6 +3,7 @@ package shield
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,9 @@ func (s *Shield) stop() error {
 	return nil
 }
 
+// bigList is the size from which a load returns freed memory to the OS.
+const bigList = 100_000
+
 // onLoad turns a load result into metrics and one log line.
 func (s *Shield) onLoad(l *blocklist.List, changed bool, err error) {
 	name := l.Name()
@@ -88,6 +92,13 @@ func (s *Shield) onLoad(l *blocklist.List, changed bool, err error) {
 	listSkipped.WithLabelValues(name, "unsupported").Set(float64(snap.Stats.Unsupported))
 	lastReload.WithLabelValues(name).Set(float64(snap.Loaded.UnixNano()) / 1e9)
 	loadSeconds.WithLabelValues(name).Set(snap.Elapsed.Seconds())
+	if snap.Set.Len() >= bigList {
+		// Building a big list leaves its scratch memory (the builder's
+		// arrays, the old version) to the garbage collector, and the Go
+		// runtime returns freed pages to the OS only slowly. Hand them
+		// back now so the resolver's RSS reflects the list in force.
+		debug.FreeOSMemory()
+	}
 	log.Infof("list %q: version %s in force: %d names (%s, %d lines, %d invalid, %d unsupported) in %s",
 		name, snap.Version, snap.Set.Len(), snap.Format, snap.Stats.Lines, snap.Stats.Invalid, snap.Stats.Unsupported,
 		snap.Elapsed.Round(100*time.Microsecond))

@@ -1,11 +1,11 @@
 package blocklist
 
 import (
-	"bytes"
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -130,41 +130,54 @@ func (l *List) fail(reason string, err error) error {
 func (l *List) load() (bool, error) {
 	start := time.Now()
 	l.lastSig, _ = statSig(l.cfg.Path)
-	data, err := os.ReadFile(l.cfg.Path)
+	f, err := os.Open(l.cfg.Path)
 	if err != nil {
 		return false, l.fail(FailRead, err)
 	}
-	sum := sha256.Sum256(data)
-	version := hex.EncodeToString(sum[:8])
-	prev := l.cur.Load()
-	if prev != nil && prev.Version == version {
-		return false, nil
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false, l.fail(FailRead, err)
 	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return false, l.fail(FailEmpty, errors.New("file is empty"))
+	if !fi.Mode().IsRegular() {
+		return false, l.fail(FailRead, fmt.Errorf("%s is not a regular file", l.cfg.Path))
 	}
+	// Stream the file through the parser and the content hash at once:
+	// a million-name list is never held in memory as text.
+	h := sha256.New()
+	br := bufio.NewReaderSize(io.TeeReader(f, h), 256<<10)
 	format := l.cfg.Format
 	if format == FormatAuto {
-		head := data
-		if len(head) > 64<<10 {
-			head = head[:64<<10]
+		head, err := br.Peek(64 << 10)
+		if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
+			return false, l.fail(FailRead, err)
 		}
 		format = Detect(head)
 	}
-	// Size the builder from the line count so a big list is not regrown.
-	b := NewBuilder(bytes.Count(data, []byte{'\n'}) + 1)
+	// Size the builder from the file size (names average well over 16
+	// bytes a line) so a big list is not regrown while it is built.
+	b := NewBuilder(int(min(fi.Size()/16+16, 1<<26)))
 	var sink Sink = b
 	if l.cfg.Allow {
 		sink = allowSink{b}
 	} else if format == FormatAdblock {
 		b.AllowWins = true
 	}
-	st, err := Parse(bytes.NewReader(data), format, sink)
+	st, err := Parse(br, format, sink)
 	if err != nil {
 		return false, l.fail(FailRead, err)
 	}
+	version := hex.EncodeToString(h.Sum(nil)[:8])
+	prev := l.cur.Load()
+	if prev != nil && prev.Version == version {
+		return false, nil
+	}
 	if st.Entries == 0 {
-		return false, l.fail(FailEmpty, fmt.Errorf("no entries in %d lines (format %s, %d invalid, %d unsupported)", st.Lines, format, st.Invalid, st.Unsupported))
+		if st.Invalid == 0 && st.Unsupported == 0 {
+			return false, l.fail(FailEmpty, fmt.Errorf("no entries in %d lines (format %s)", st.Lines, format))
+		}
+		return false, l.fail(FailGarbage, fmt.Errorf("no entries in %d lines (format %s, %d invalid, %d unsupported), first: %v",
+			st.Lines, format, st.Invalid, st.Unsupported, st.Samples))
 	}
 	if bad := float64(st.Invalid) / float64(st.Invalid+st.Entries); bad > l.cfg.MaxInvalid {
 		return false, l.fail(FailGarbage, fmt.Errorf("%d of %d rule lines are invalid (%.0f%% > %.0f%%), first: %v",
