@@ -1,0 +1,217 @@
+package contain
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Rule is one step of the escalation ladder: a client that triggers Count
+// blocks of the given kinds within Window is quarantined for TTL.
+type Rule struct {
+	Name   string   // as written, e.g. "escalate c2,tunnel 3 10m 1h"; the actor is "policy:"+Name
+	Kinds  []string // list names, detector names, or "any"
+	Count  int
+	Window time.Duration
+	TTL    time.Duration
+}
+
+// MaxCount bounds Rule.Count: the ladder keeps Count timestamps per client
+// and rule.
+const MaxCount = 100
+
+// DefaultLadderClients bounds the ladder's table of (client, rule)
+// counters. A flood of spoofed sources evicts entries rather than grow it.
+const DefaultLadderClients = 16384
+
+// Matches reports whether the rule counts blocks of kind.
+func (r *Rule) Matches(kind string) bool {
+	for _, k := range r.Kinds {
+		if k == kind || k == "any" {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseRule parses the arguments of "escalate KINDS COUNT WINDOW TTL".
+func ParseRule(args []string) (Rule, error) {
+	if len(args) != 4 {
+		return Rule{}, fmt.Errorf("escalate needs KINDS COUNT WINDOW TTL, got %d arguments", len(args))
+	}
+	r := Rule{Name: "escalate " + strings.Join(args, " ")}
+	for _, k := range strings.Split(args[0], ",") {
+		if k == "" || len(k) > 64 || strings.ContainsAny(k, " \t\"\\") {
+			return Rule{}, fmt.Errorf("escalate: invalid kind %q in %q", k, args[0])
+		}
+		r.Kinds = append(r.Kinds, k)
+	}
+	n, err := parseCount(args[1])
+	if err != nil {
+		return Rule{}, err
+	}
+	r.Count = n
+	if r.Window, err = time.ParseDuration(args[2]); err != nil || r.Window < time.Second || r.Window > 24*time.Hour {
+		return Rule{}, fmt.Errorf("escalate: invalid window %q: want a duration from 1s to 24h", args[2])
+	}
+	if r.TTL, err = time.ParseDuration(args[3]); err != nil || r.TTL < time.Second {
+		return Rule{}, fmt.Errorf("escalate: invalid ttl %q: want a duration of at least 1s", args[3])
+	}
+	return r, nil
+}
+
+func parseCount(v string) (int, error) {
+	n := 0
+	for _, c := range []byte(v) {
+		if c < '0' || c > '9' || n > MaxCount {
+			return 0, fmt.Errorf("escalate: invalid count %q: want 1 to %d", v, MaxCount)
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n < 1 || n > MaxCount {
+		return 0, fmt.Errorf("escalate: invalid count %q: want 1 to %d", v, MaxCount)
+	}
+	return n, nil
+}
+
+// Escalation is a rule that fired for a client.
+type Escalation struct {
+	Rule     *Rule
+	Client   netip.Addr
+	Evidence []string // "name (kind: reason, ...)" of the blocks that counted
+}
+
+type ladderKey struct {
+	client netip.Addr
+	rule   int
+}
+
+type hit struct {
+	at      int64 // unix nanoseconds
+	kind    string
+	name    string
+	reasons []string
+}
+
+// counter holds the last Count hits of one client for one rule, as a ring.
+type counter struct {
+	hits []hit
+	next int
+	n    int
+}
+
+// Ladder counts blocks per client and rule and reports when a rule fires.
+// Its table is bounded; when full, an arbitrary entry is evicted. It is
+// safe for concurrent use.
+type Ladder struct {
+	rules []Rule
+	max   int
+
+	mu    sync.Mutex // guards table
+	table map[ladderKey]*counter
+}
+
+// NewLadder returns a ladder for rules with a table of at most max
+// counters (DefaultLadderClients if max <= 0).
+func NewLadder(rules []Rule, max int) *Ladder {
+	if max <= 0 {
+		max = DefaultLadderClients
+	}
+	return &Ladder{rules: rules, max: max, table: map[ladderKey]*counter{}}
+}
+
+// Rules returns the ladder's rules.
+func (l *Ladder) Rules() []Rule { return l.rules }
+
+// Len returns the number of counters held.
+func (l *Ladder) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.table)
+}
+
+// Note counts one block of kind for client at now. name and reasons are
+// kept as evidence (not copied: the caller must not change reasons). It
+// returns the escalations that fired, and resets their counters. When no
+// rule counts kind it returns at once without a lock. Note allocates only
+// when a client gets a new counter or a rule fires.
+func (l *Ladder) Note(client netip.Addr, kind, name string, reasons []string, now time.Time) []Escalation {
+	if l == nil {
+		return nil
+	}
+	any := false
+	for i := range l.rules {
+		if l.rules[i].Matches(kind) {
+			any = true
+			break
+		}
+	}
+	if !any {
+		return nil
+	}
+	t := now.UnixNano()
+	var out []Escalation
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range l.rules {
+		r := &l.rules[i]
+		if !r.Matches(kind) {
+			continue
+		}
+		k := ladderKey{client, i}
+		c := l.table[k]
+		if c == nil {
+			if len(l.table) >= l.max {
+				for ek := range l.table {
+					delete(l.table, ek)
+					break
+				}
+			}
+			c = &counter{hits: make([]hit, r.Count)}
+			l.table[k] = c
+		}
+		c.hits[c.next] = hit{at: t, kind: kind, name: name, reasons: reasons}
+		c.next = (c.next + 1) % len(c.hits)
+		if c.n < len(c.hits) {
+			c.n++
+		}
+		if c.n < r.Count {
+			continue
+		}
+		oldest := c.hits[c.next] // the ring is full: next is the oldest
+		if t-oldest.at > int64(r.Window) {
+			continue
+		}
+		ev := make([]string, 0, c.n)
+		for j := 0; j < c.n; j++ {
+			h := c.hits[(c.next+j)%len(c.hits)]
+			s := h.name + " (" + h.kind
+			if len(h.reasons) > 0 {
+				s += ": " + strings.Join(h.reasons, ", ")
+			}
+			ev = append(ev, s+")")
+		}
+		out = append(out, Escalation{Rule: r, Client: client, Evidence: ev})
+		delete(l.table, k)
+	}
+	return out
+}
+
+// Sweep drops counters whose newest hit is older than their rule's
+// window at now.
+func (l *Ladder) Sweep(now time.Time) {
+	if l == nil {
+		return
+	}
+	t := now.UnixNano()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, c := range l.table {
+		newest := c.hits[(c.next-1+len(c.hits))%len(c.hits)]
+		if t-newest.at > int64(l.rules[k.rule].Window) {
+			delete(l.table, k)
+		}
+	}
+}
