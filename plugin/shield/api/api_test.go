@@ -1,0 +1,183 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const tok = "s3cret-token-0123456789"
+
+func TestParseTokens(t *testing.T) {
+	good := "# ops team\n\nops:" + tok + "\nsoc:another-token-abcdefgh\n"
+	ts, err := ParseTokens(strings.NewReader(good))
+	if err != nil || ts.Len() != 2 {
+		t.Fatalf("%v, %v", ts, err)
+	}
+	for in, want := range map[string]string{
+		"":                                    "no tokens",
+		"# only a comment\n":                  "no tokens",
+		"ops\n":                               "want NAME:TOKEN",
+		"ops:short\n":                         "shorter than",
+		"bad name:" + tok + "\n":              "invalid token name",
+		":" + tok + "\n":                      "invalid token name",
+		"ops:" + tok + "\nops:" + tok + "x\n": "duplicate",
+		"ops:token with spaces inside it\n":   "space",
+		"ops:" + tok + "\x01\n":               "non-printable",
+	} {
+		if _, err := ParseTokens(strings.NewReader(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseTokens(%q) = %v, want %q", in, err, want)
+		}
+	}
+	for h, want := range map[string]string{
+		"Bearer " + tok:                 "ops",
+		"Bearer another-token-abcdefgh": "soc",
+		"Bearer " + tok + "x":           "",
+		"bearer " + tok:                 "",
+		tok:                             "",
+		"Bearer ":                       "",
+		"":                              "",
+	} {
+		if name, ok := ts.Check(h); name != want || ok != (want != "") {
+			t.Errorf("Check(%q) = %q, %v", h, name, ok)
+		}
+	}
+}
+
+// fake is a Backend that records the calls it gets.
+type fake struct{ calls []string }
+
+func (f *fake) Status() Status { return Status{Mode: "enforce"} }
+func (f *fake) Explain(name string, c netip.Addr) (Explanation, error) {
+	if name == "bad" {
+		return Explanation{}, fmt.Errorf("%w: bad name", ErrBadRequest)
+	}
+	return Explanation{Name: name, Client: c.String(), Verdict: "pass"}, nil
+}
+func (f *fake) Quarantines() []Quarantine { return nil }
+func (f *fake) Quarantine(c string, ttl time.Duration, reason, actor string) (Quarantine, error) {
+	f.calls = append(f.calls, fmt.Sprintf("quarantine %s %s %s %s", c, ttl, reason, actor))
+	return Quarantine{Client: c, Actor: actor}, nil
+}
+func (f *fake) Release(c, actor string) (Quarantine, error) {
+	f.calls = append(f.calls, "release "+c+" "+actor)
+	return Quarantine{}, fmt.Errorf("%w: none", ErrNotFound)
+}
+func (f *fake) Blocks() []Block { return nil }
+func (f *fake) Block(n string, ttl time.Duration, reason, actor string) (Block, error) {
+	f.calls = append(f.calls, fmt.Sprintf("block %s %s %s", n, ttl, actor))
+	return Block{Name: n}, nil
+}
+func (f *fake) Unblock(n, actor string) (Block, error) {
+	f.calls = append(f.calls, "unblock "+n)
+	return Block{Name: n}, nil
+}
+func (f *fake) Audit(limit int) []json.RawMessage {
+	return []json.RawMessage{json.RawMessage(fmt.Sprintf(`{"limit":%d}`, limit))}
+}
+
+func TestHandler(t *testing.T) {
+	ts, _ := ParseTokens(strings.NewReader("ops:" + tok))
+	f := &fake{}
+	var fails atomic.Int64
+	reqs := map[string]int{}
+	h := NewHandler(f, ts, Options{OnAuthFailure: func() { fails.Add(1) }, OnRequest: func(ep string, code int) { reqs[fmt.Sprintf("%s %d", ep, code)]++ }})
+	srv, err := Listen("127.0.0.1:0", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	base := "http://" + srv.Addr().String()
+	do := func(method, path, auth, ctype, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.ProtoMajor != 1 {
+			t.Errorf("protocol %s", resp.Proto)
+		}
+		return resp.StatusCode, string(b)
+	}
+	auth := "Bearer " + tok
+	tests := []struct {
+		method, path, auth, ctype, body string
+		code                            int
+		contains                        string
+	}{
+		{"GET", "/v1/status", "", "", "", 401, "bearer"},
+		{"GET", "/v1/status", "Bearer wrong-token-0123456789", "", "", 401, "bearer"},
+		{"GET", "/v1/nothing", "", "", "", 401, ""},
+		{"GET", "/v1/status", auth, "", "", 200, `"mode": "enforce"`},
+		{"GET", "/v1/nothing", auth, "", "", 404, ""},
+		{"PUT", "/v1/status", auth, "", "", 405, ""},
+		{"GET", "/v1/explain?name=evil.test&client=10.0.0.5", auth, "", "", 200, `"client": "10.0.0.5"`},
+		{"GET", "/v1/explain?client=10.0.0.5", auth, "", "", 400, "name is required"},
+		{"GET", "/v1/explain?name=x.test&client=10.0.0.0/24", auth, "", "", 400, "not an IP"},
+		{"GET", "/v1/explain?name=bad", auth, "", "", 400, "bad name"},
+		{"POST", "/v1/quarantine", auth, "application/json", `{"client":"10.0.0.5","ttl":"2h","reason":"beacon"}`, 201, `"actor": "api:ops"`},
+		{"POST", "/v1/quarantine", auth, "", `{"client":"10.0.0.5","reason":"beacon"}`, 201, ""},
+		{"POST", "/v1/quarantine", auth, "text/plain", `{"client":"10.0.0.5","reason":"r"}`, 415, "content type"},
+		{"POST", "/v1/quarantine", auth, "", `{"client":"10.0.0.5","reason":"r","file":"/etc/passwd"}`, 400, "unknown field"},
+		{"POST", "/v1/quarantine", auth, "", `{"client":"10.0.0.5","reason":"r"} {}`, 400, "after the object"},
+		{"POST", "/v1/quarantine", auth, "", `{"client":"10.0.0.5",`, 400, "malformed"},
+		{"POST", "/v1/quarantine", auth, "", `[]`, 400, "malformed"},
+		{"POST", "/v1/quarantine", auth, "", `{"client":"10.0.0.5","ttl":"-1h","reason":"r"}`, 400, "positive"},
+		{"POST", "/v1/quarantine", auth, "", `{"client":"10.0.0.5","ttl":"soon","reason":"r"}`, 400, "not a duration"},
+		{"POST", "/v1/quarantine", auth, "", `{"client":"10.0.0.5","ttl":"1h"}`, 400, "reason is required"},
+		{"POST", "/v1/quarantine", auth, "", `{"ttl":"1h","reason":"r"}`, 400, "client is required"},
+		{"POST", "/v1/quarantine", auth, "", `{"client":"10.0.0.5","reason":"` + strings.Repeat("x", MaxBody) + `"}`, 413, "larger than"},
+		{"DELETE", "/v1/quarantine/10.0.0.0/24", auth, "", "", 404, "none"},
+		{"POST", "/v1/blocks", auth, "", `{"name":"evil.test","ttl":"30m","reason":"campaign"}`, 201, `"name": "evil.test"`},
+		{"DELETE", "/v1/blocks/evil.test", auth, "", "", 200, ""},
+		{"GET", "/v1/audit?limit=5", auth, "", "", 200, `"limit": 5`},
+		{"GET", "/v1/audit", auth, "", "", 200, `"limit": 100`},
+		{"GET", "/v1/audit?limit=0", auth, "", "", 400, "limit"},
+		{"GET", "/v1/audit?limit=100000", auth, "", "", 400, "limit"},
+		{"GET", "/v1/quarantine", auth, "", "", 200, `"quarantines": []`},
+		{"GET", "/v1/blocks", auth, "", "", 200, `"blocks": []`},
+	}
+	for _, tc := range tests {
+		code, body := do(tc.method, tc.path, tc.auth, tc.ctype, tc.body)
+		if code != tc.code || !strings.Contains(body, tc.contains) {
+			t.Errorf("%s %s %s: %d %q; want %d containing %q", tc.method, tc.path, tc.body, code, body, tc.code, tc.contains)
+		}
+	}
+	if fails.Load() != 3 {
+		t.Errorf("%d auth failures counted, want 3", fails.Load())
+	}
+	want := []string{"quarantine 10.0.0.5 2h0m0s beacon api:ops", "quarantine 10.0.0.5 0s beacon api:ops", "release 10.0.0.0/24 api:ops", "block evil.test 30m0s api:ops", "unblock evil.test"}
+	if strings.Join(f.calls, "|") != strings.Join(want, "|") {
+		t.Errorf("backend calls\n%q\nwant\n%q", f.calls, want)
+	}
+	if reqs["status 401"] != 2 || reqs["other 401"] != 1 || reqs["quarantine 201"] != 2 || reqs["quarantine 413"] != 1 {
+		t.Errorf("request counts %v", reqs)
+	}
+}
+
+func TestListenAddr(t *testing.T) {
+	for in, want := range map[string]string{":8053": "127.0.0.1:8053", "[::1]:80": "[::1]:80", "0.0.0.0:1": "0.0.0.0:1", "8053": "", "host:": ""} {
+		got, err := ListenAddr(in)
+		if got != want || (err != nil) != (want == "") {
+			t.Errorf("ListenAddr(%q) = %q, %v", in, got, err)
+		}
+	}
+	if !IsLoopback("127.0.0.1:1") || !IsLoopback("[::1]:1") || IsLoopback("0.0.0.0:1") || IsLoopback("10.0.0.1:1") {
+		t.Error("IsLoopback")
+	}
+}
