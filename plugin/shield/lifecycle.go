@@ -42,17 +42,19 @@ func (s *Shield) start() error {
 		})
 	}
 	all := append(append([]*blocklist.List(nil), s.allows...), s.blocks...)
+	all = append(all, s.containLists()...)
 	s.watcher = blocklist.NewWatcher(all, blocklist.WatchOptions{Debounce: s.debounce, Poll: s.poll, OnLoad: s.onLoad})
 	s.watcher.LoadAll()
 	if err := s.watcher.Start(); err != nil {
 		log.Warningf("file events unavailable, polling lists every %s: %v", s.poll, err)
 	}
-	return nil
+	return s.startContain()
 }
 
 // stop runs in OnShutdown, which CoreDNS also calls on every Corefile
 // reload, so everything start began ends here.
 func (s *Shield) stop() error {
+	s.stopContain()
 	if s.watcher != nil {
 		s.watcher.Stop()
 	}

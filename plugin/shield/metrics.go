@@ -82,3 +82,49 @@ var (
 )
 
 func countQuery(server, action string) { queries.WithLabelValues(server, action).Inc() }
+
+// Containment metrics (contain.go). The rule label is an escalate line of
+// the Corefile; the endpoint label is one of a fixed set.
+var (
+	quarantinesActive = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "quarantines_active",
+		Help:      "Clients (addresses or networks) in quarantine.",
+	})
+
+	emergencyBlocksActive = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "emergency_blocks_active",
+		Help:      "Emergency domain blocks in force.",
+	})
+
+	escalations = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "escalations_total",
+		Help:      "Escalate rules that fired, by rule and mode (in monitor mode nothing is quarantined).",
+	}, []string{"rule", "mode"})
+
+	containErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "contain_errors_total",
+		Help:      "Containment failures, by kind: load, corrupt (state file set aside), save, full (quarantine limit).",
+	}, []string{"kind"})
+
+	apiRequests = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "api_requests_total",
+		Help:      "Management API requests, by endpoint and HTTP status code.",
+	}, []string{"endpoint", "code"})
+
+	apiAuthFailures = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "api_auth_failures_total",
+		Help:      "Management API requests refused for a missing or invalid token.",
+	})
+)

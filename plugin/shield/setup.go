@@ -85,6 +85,9 @@ func parse(c *caddy.Controller) (*Shield, error) {
 	if s.action == actSinkhole && len(s.sink4) == 0 && len(s.sink6) == 0 {
 		return nil, c.Err("action sinkhole needs at least one address")
 	}
+	if err := s.finishContain(c); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

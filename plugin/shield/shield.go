@@ -55,6 +55,8 @@ type Shield struct {
 
 	audit   *audit.Writer
 	watcher *blocklist.Watcher
+
+	contain *containment // nil unless a containment option is set (contain.go)
 }
 
 var _ plugin.Handler = (*Shield)(nil)

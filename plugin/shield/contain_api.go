@@ -1,0 +1,243 @@
+package shield
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/dnsshield/shield/plugin/shield/api"
+	"github.com/dnsshield/shield/plugin/shield/audit"
+	"github.com/dnsshield/shield/plugin/shield/blocklist"
+	"github.com/dnsshield/shield/plugin/shield/contain"
+)
+
+// backend implements api.Backend for a Shield.
+type backend struct{ s *Shield }
+
+var _ api.Backend = backend{}
+
+// apiErr maps a contain error to the API's.
+func apiErr(err error) error {
+	switch {
+	case errors.Is(err, contain.ErrInvalid):
+		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+	case errors.Is(err, contain.ErrNotFound):
+		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
+	case errors.Is(err, contain.ErrFull):
+		return fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+	}
+	return err
+}
+
+func (b backend) Status() api.Status {
+	s := b.s
+	st := api.Status{Mode: s.modeName()}
+	add := func(kind string, ls []*blocklist.List) {
+		for _, l := range ls {
+			ls := api.ListStatus{Name: l.Name(), Kind: kind}
+			if snap := l.Snapshot(); snap != nil {
+				t := snap.Loaded.UTC()
+				ls.Format, ls.Version, ls.Entries, ls.LastReload = snap.Format.String(), snap.Version, snap.Set.Len(), &t
+			}
+			if err := l.LastError(); err != nil {
+				ls.LastError = err.Error()
+			}
+			st.Lists = append(st.Lists, ls)
+		}
+	}
+	add("blocklist", s.blocks)
+	add("allowlist", s.allows)
+	add("walled_garden", s.containLists())
+	st.Quarantines, st.Blocks = s.contain.store.Counts()
+	return st
+}
+
+// Explain follows ServeDNS's decision path without recording, counting
+// or changing anything.
+func (b backend) Explain(name string, client netip.Addr) (api.Explanation, error) {
+	s, cc := b.s, b.s.contain
+	n, err := contain.NormalizeName(name)
+	if err != nil {
+		return api.Explanation{}, apiErr(err)
+	}
+	e := api.Explanation{Name: n}
+	if client.IsValid() {
+		e.Client = client.String()
+	}
+	norm := []byte(n)
+	now := time.Now()
+	enforce := func(v string) string {
+		if s.monitor {
+			return "monitor"
+		}
+		return v
+	}
+	if be := cc.store.LookupBlock(norm, now); be != nil {
+		blk := apiBlock(be.Block)
+		e.EmergencyBlock = &blk
+		e.Verdict = enforce(actionName(s.action))
+		e.List, e.Rule = "emergency", be.Name
+		e.Why = append(e.Why, be.EDEText)
+		return e, nil
+	}
+	if client.IsValid() {
+		if qe := cc.store.Lookup(client, now); qe != nil {
+			q := apiQuarantine(qe.Quarantine)
+			e.Quarantine = &q
+			for _, g := range cc.garden {
+				if m := g.LookupNormal(norm); m.Action != blocklist.ActNone {
+					e.Verdict, e.WalledGarden, e.Rule = "walled_garden", g.Name(), n[m.Start:]
+					e.Why = append(e.Why, "client quarantined, name in walled garden "+g.Name())
+					return e, nil
+				}
+			}
+			if !s.monitor {
+				e.Verdict = "quarantine_" + actionName(cc.action)
+				e.Why = append(e.Why, qe.EDEText)
+				return e, nil
+			}
+			e.Why = append(e.Why, qe.EDEText+" (monitor mode: not enforced)")
+		}
+	}
+	for _, l := range s.allows {
+		if m := l.LookupNormal(norm); m.Action != blocklist.ActNone {
+			e.Verdict, e.List, e.Rule = "allow", l.Name(), n[m.Start:]
+			if snap := l.Snapshot(); snap != nil {
+				e.ListVersion = snap.Version
+			}
+			e.Why = append(e.Why, "allowed by list "+l.Name())
+			return e, nil
+		}
+	}
+	for _, l := range s.blocks {
+		snap := l.Snapshot()
+		if snap == nil {
+			continue
+		}
+		m := snap.Set.LookupNormal(norm)
+		if m.Action == blocklist.ActNone || m.Action == blocklist.ActAllow {
+			continue
+		}
+		act := s.action
+		switch m.Action {
+		case blocklist.ActNXDomain:
+			act = actNXDomain
+		case blocklist.ActNoData:
+			act = actNoData
+		case blocklist.ActDrop:
+			act = actDrop
+		}
+		e.Verdict, e.List, e.Rule, e.ListVersion = enforce(actionName(act)), l.Name(), n[m.Start:], snap.Version
+		e.Why = append(e.Why, "blocked by list "+l.Name())
+		return e, nil
+	}
+	score, reasons, sticky := s.explainDetect(n+".", client)
+	e.Score, e.Reasons, e.Sticky = score, reasons, sticky
+	e.Verdict = "pass"
+	if sticky {
+		e.Verdict = enforce("block")
+		e.Why = append(e.Why, "sticky detector verdict")
+	} else if score > 0 {
+		e.Why = append(e.Why, fmt.Sprintf("detectors score %d", score))
+	}
+	return e, nil
+}
+
+func actionName(a action) string {
+	for n, v := range actionByName {
+		if v == a {
+			return n
+		}
+	}
+	return "block"
+}
+
+func apiQuarantine(q contain.Quarantine) api.Quarantine {
+	return api.Quarantine{Client: contain.ClientText(q.Client), Reason: q.Reason, Actor: q.Actor,
+		Start: q.Start.UTC(), Expires: q.Expires.UTC(), Evidence: q.Evidence}
+}
+
+func apiBlock(b contain.Block) api.Block {
+	return api.Block{Name: b.Name, Reason: b.Reason, Actor: b.Actor, Start: b.Start.UTC(), Expires: b.Expires.UTC()}
+}
+
+func (b backend) Quarantines() []api.Quarantine {
+	qs := b.s.contain.store.Quarantines()
+	out := make([]api.Quarantine, len(qs))
+	for i, q := range qs {
+		out[i] = apiQuarantine(q)
+	}
+	return out
+}
+
+func (b backend) Quarantine(client string, ttl time.Duration, reason, actor string) (api.Quarantine, error) {
+	p, err := contain.ParseClient(client)
+	if err != nil {
+		return api.Quarantine{}, apiErr(err)
+	}
+	q, err := b.s.contain.store.Quarantine(p, ttl, reason, actor, nil)
+	if err != nil {
+		return api.Quarantine{}, apiErr(err)
+	}
+	b.s.logAudit(b.s.quarantineRecord(audit.ActionQuarantine, actor, q))
+	log.Infof("client %s quarantined until %s by %s: %s", contain.ClientText(q.Client), q.Expires.UTC().Format(time.RFC3339), actor, q.Reason)
+	return apiQuarantine(q), nil
+}
+
+func (b backend) Release(client, actor string) (api.Quarantine, error) {
+	p, err := contain.ParseClient(client)
+	if err != nil {
+		return api.Quarantine{}, apiErr(err)
+	}
+	q, err := b.s.contain.store.Release(p)
+	if err != nil {
+		return api.Quarantine{}, apiErr(err)
+	}
+	b.s.logAudit(b.s.quarantineRecord(audit.ActionRelease, actor, q))
+	log.Infof("client %s released by %s", contain.ClientText(q.Client), actor)
+	return apiQuarantine(q), nil
+}
+
+func (b backend) Blocks() []api.Block {
+	bs := b.s.contain.store.Blocks()
+	out := make([]api.Block, len(bs))
+	for i, x := range bs {
+		out[i] = apiBlock(x)
+	}
+	return out
+}
+
+func (b backend) Block(name string, ttl time.Duration, reason, actor string) (api.Block, error) {
+	x, err := b.s.contain.store.AddBlock(name, ttl, reason, actor)
+	if err != nil {
+		return api.Block{}, apiErr(err)
+	}
+	b.s.logAudit(b.s.blockRecord(audit.ActionBlockAdd, actor, x))
+	log.Infof("emergency block of %s until %s by %s: %s", x.Name, x.Expires.UTC().Format(time.RFC3339), actor, x.Reason)
+	return apiBlock(x), nil
+}
+
+func (b backend) Unblock(name, actor string) (api.Block, error) {
+	x, err := b.s.contain.store.RemoveBlock(name)
+	if err != nil {
+		return api.Block{}, apiErr(err)
+	}
+	b.s.logAudit(b.s.blockRecord(audit.ActionBlockRemove, actor, x))
+	log.Infof("emergency block of %s removed by %s", x.Name, actor)
+	return apiBlock(x), nil
+}
+
+func (b backend) Audit(limit int) []json.RawMessage {
+	if b.s.audit == nil {
+		return nil
+	}
+	recs := b.s.audit.Recent(limit)
+	out := make([]json.RawMessage, len(recs))
+	for i := range recs {
+		line := audit.AppendJSON(nil, &recs[i])
+		out[i] = json.RawMessage(line[:len(line)-1])
+	}
+	return out
+}

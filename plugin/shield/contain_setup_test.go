@@ -1,0 +1,120 @@
+package shield
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coredns/caddy"
+)
+
+func TestParseContain(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	os.WriteFile(tokens, []byte("ops:0123456789abcdef\n"), 0o600)
+	badTokens := filepath.Join(dir, "bad")
+	os.WriteFile(badTokens, []byte("ops:short\n"), 0o600)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("# none\n"), 0o600)
+	wrap := func(body string) string { return "shield {\nblocklist c2 /l/c2.txt\n" + body + "\n}" }
+	tests := []struct {
+		name, body, err string
+		check           func(t *testing.T, s *Shield)
+	}{
+		{"none", "", "", func(t *testing.T, s *Shield) {
+			if s.contain != nil {
+				t.Error("containment set up without options")
+			}
+		}},
+		{"everything", `walled_garden edr /l/edr.txt domains
+			walled_garden patch /l/patch.txt
+			quarantine_action sinkhole 10.9.9.9 fd00::9
+			quarantine_ttl 30m 12h
+			escalate c2,tunnel 3 10m 1h
+			escalate any 50 1m 12h
+			state /var/lib/shield/state.json
+			api :8053
+			api_tokens ` + tokens, "", func(t *testing.T, s *Shield) {
+			cc := s.contain
+			if len(cc.garden) != 2 || cc.garden[0].Name() != "edr" || !cc.garden[0].Config().Allow {
+				t.Errorf("garden %+v", cc.gardenCfgs)
+			}
+			if cc.action != actSinkhole || len(cc.sink4) != 1 || len(cc.sink6) != 1 {
+				t.Errorf("action %d %v %v", cc.action, cc.sink4, cc.sink6)
+			}
+			if cc.defTTL != 30*time.Minute || cc.maxTTL != 12*time.Hour || len(cc.rules) != 2 || cc.ladder == nil {
+				t.Errorf("ttl %s %s rules %d", cc.defTTL, cc.maxTTL, len(cc.rules))
+			}
+			if cc.apiAddr != "127.0.0.1:8053" || cc.tokens.Len() != 1 || cc.statePath != "/var/lib/shield/state.json" {
+				t.Errorf("api %q tokens %d state %q", cc.apiAddr, cc.tokens.Len(), cc.statePath)
+			}
+			if got := s.containLists(); len(got) != 2 {
+				t.Errorf("watched garden lists %d", len(got))
+			}
+		}},
+		{"default action follows sinkhole", "action sinkhole 10.0.0.1\nstate /s.json", "", func(t *testing.T, s *Shield) {
+			if s.contain.action != actSinkhole || len(s.contain.sink4) != 1 {
+				t.Errorf("action %d", s.contain.action)
+			}
+		}},
+		{"default action nxdomain", "state /s.json", "", func(t *testing.T, s *Shield) {
+			if s.contain.action != actNXDomain || s.contain.defTTL != time.Hour || s.contain.maxTTL != 24*time.Hour {
+				t.Errorf("action %d ttl %s %s", s.contain.action, s.contain.defTTL, s.contain.maxTTL)
+			}
+		}},
+		{"nxdomain", "quarantine_action nxdomain", "", nil},
+		{"garden args", "walled_garden edr", "needs NAME SOURCE", nil},
+		{"garden too many", "walled_garden edr a b c", "needs NAME SOURCE", nil},
+		{"garden name", "walled_garden 'e d' /x", "invalid walled_garden name", nil},
+		{"garden format", "walled_garden edr /x yaml", "walled_garden \"edr\"", nil},
+		{"garden duplicate", "walled_garden edr /x\nwalled_garden edr /y", "duplicate list name", nil},
+		{"garden clashes with list", "walled_garden c2 /x", "duplicate list name \"c2\"", nil},
+		{"action empty", "quarantine_action", "needs sinkhole", nil},
+		{"action unknown", "quarantine_action refuse", "unknown quarantine_action", nil},
+		{"action sinkhole bare", "quarantine_action sinkhole", "at least one address", nil},
+		{"action sinkhole bad", "quarantine_action sinkhole 10.0.0.300", "invalid quarantine sinkhole address", nil},
+		{"action nxdomain addr", "quarantine_action nxdomain 10.0.0.1", "takes no addresses", nil},
+		{"ttl args", "quarantine_ttl 1h", "needs DEFAULT MAX", nil},
+		{"ttl bad", "quarantine_ttl soon 1h", "invalid quarantine_ttl", nil},
+		{"ttl negative", "quarantine_ttl -1h 1h", "invalid quarantine_ttl", nil},
+		{"ttl absurd", "quarantine_ttl 1h 10000h", "invalid quarantine_ttl", nil},
+		{"ttl order", "quarantine_ttl 2h 1h", "above the maximum", nil},
+		{"escalate args", "escalate c2 3 10m", "escalate needs KINDS COUNT WINDOW TTL", nil},
+		{"escalate count", "escalate c2 0 10m 1h", "invalid count", nil},
+		{"escalate window", "escalate c2 3 forever 1h", "invalid window", nil},
+		{"escalate ttl", "escalate c2 3 10m -5m", "invalid ttl", nil},
+		{"escalate kinds", "escalate c2,,dga 3 10m 1h", "invalid kind", nil},
+		{"escalate over max", "quarantine_ttl 1h 2h\nescalate c2 3 10m 3h", "above the quarantine maximum", nil},
+		{"state args", "state", "state needs FILE", nil},
+		{"state twice", "state /a\nstate /b", "state is set twice", nil},
+		{"api args", "api", "api needs ADDR", nil},
+		{"api addr", "api 8053\napi_tokens " + tokens, "want [HOST]:PORT", nil},
+		{"api twice", "api :1\napi :2", "api is set twice", nil},
+		{"api without tokens", "api :8053", "api needs api_tokens", nil},
+		{"tokens without api", "api_tokens " + tokens, "api is not", nil},
+		{"tokens missing", "api :8053\napi_tokens " + filepath.Join(dir, "nope"), "api_tokens:", nil},
+		{"tokens bad", "api :8053\napi_tokens " + badTokens, "shorter than", nil},
+		{"tokens empty", "api :8053\napi_tokens " + empty, "no tokens", nil},
+		{"tokens twice", "api_tokens /a\napi_tokens /b", "api_tokens is set twice", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := caddy.NewTestController("dns", wrap(tc.body))
+			s, err := parse(c)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.check != nil {
+				tc.check(t, s)
+			}
+		})
+	}
+}
