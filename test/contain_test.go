@@ -1,0 +1,642 @@
+package test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/miekg/dns"
+)
+
+const (
+	apiToken      = "ops-token-0123456789abcdef"
+	quarantinedIP = "127.0.0.5"
+	sinkholeIP    = "10.9.9.9"
+)
+
+// containLine is the part of an audit record the containment tests read.
+type containLine struct {
+	Event struct {
+		Action string `json:"action"`
+	} `json:"event"`
+	Client struct {
+		IP string `json:"ip"`
+	} `json:"client"`
+	DNS struct {
+		Question struct {
+			Name string `json:"name"`
+		} `json:"question"`
+	} `json:"dns"`
+	Rule struct {
+		Name    string `json:"name"`
+		Ruleset string `json:"ruleset"`
+	} `json:"rule"`
+	Shield struct {
+		Mode     string   `json:"mode"`
+		Actor    string   `json:"actor"`
+		Reason   string   `json:"reason"`
+		Expires  string   `json:"expires"`
+		Evidence []string `json:"evidence"`
+	} `json:"shield"`
+}
+
+func readContainAudit(t testing.TB, path string) []containLine {
+	t.Helper()
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []containLine
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l containLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("audit line %q: %v", sc.Text(), err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// findAudit returns the records with action for which match holds.
+func findAudit(lines []containLine, action string, match func(containLine) bool) []containLine {
+	var out []containLine
+	for _, l := range lines {
+		if l.Event.Action == action && (match == nil || match(l)) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// containEnv is a running resolver with the management API.
+type containEnv struct {
+	up      *upstream
+	dir     string
+	udp     string
+	api     string
+	metrics string
+	audit   string
+	state   string
+	stop    func()
+}
+
+// startContain starts CoreDNS with a c2 blocklist, an edr walled garden,
+// the API and an audit file; body adds shield options. stop ends it
+// early (it also runs at cleanup).
+func startContain(t *testing.T, env *containEnv, body string) *containEnv {
+	t.Helper()
+	if env == nil {
+		env = &containEnv{up: startUpstream(t), dir: t.TempDir()}
+		env.api = freePort(t)
+		env.audit = filepath.Join(env.dir, "audit.json")
+		env.state = filepath.Join(env.dir, "state.json")
+		writeFile(t, env.dir, "c2.txt", "evil.test\nc2-a.test\nc2-b.test\nc2-c.test\n")
+		writeFile(t, env.dir, "edr.txt", "edr.test\npatch.example\n")
+		writeFile(t, env.dir, "tokens", "# operators\nops:"+apiToken+"\n")
+	}
+	// The prometheus plugin starts a listener once per address and
+	// process, so every start gets a fresh metrics port.
+	env.metrics = freePort(t)
+	d := env.dir
+	corefile := shieldCorefile(env.up, "prometheus "+env.metrics, fmt.Sprintf(
+		"blocklist c2 %s\nwalled_garden edr %s\napi %s\napi_tokens %s\naudit %s\n%s",
+		filepath.Join(d, "c2.txt"), filepath.Join(d, "edr.txt"), env.api, filepath.Join(d, "tokens"), env.audit, body))
+	startMu.Lock()
+	caddy.Quiet, dnsserver.Quiet = true, true
+	inst, err := caddy.Start(corefileInput(corefile))
+	startMu.Unlock()
+	if err != nil {
+		t.Fatalf("starting CoreDNS: %v\n%s", err, corefile)
+	}
+	var once sync.Once
+	env.stop = func() { once.Do(func() { inst.ShutdownCallbacks(); inst.Stop() }) }
+	t.Cleanup(env.stop)
+	env.udp = inst.Servers()[0].LocalAddr().String()
+	return env
+}
+
+// call sends one API request with token (none if empty) and returns the
+// status and the body.
+func call(t testing.TB, addr, token, method, path, body string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, "http://"+addr+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func mustCall(t testing.TB, addr, method, path, body string, want int) string {
+	t.Helper()
+	code, resp := call(t, addr, apiToken, method, path, body)
+	if code != want {
+		t.Fatalf("%s %s %s: %d %s, want %d", method, path, body, code, resp, want)
+	}
+	return resp
+}
+
+// askFrom sends one query over UDP with EDNS0 from the source address src.
+func askFrom(t testing.TB, src, addr, name string, qtype uint16) *dns.Msg {
+	t.Helper()
+	m, err := exchangeFrom(src, addr, name, qtype)
+	if err != nil {
+		t.Fatalf("query %s from %s: %v", name, src, err)
+	}
+	return m
+}
+
+func exchangeFrom(src, addr, name string, qtype uint16) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	m.SetEdns0(1232, false)
+	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second,
+		Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}, Timeout: 2 * time.Second}}
+	r, _, err := c.Exchange(m, addr)
+	return r, err
+}
+
+// sinkholed reports whether r is the quarantine's sinkhole answer with an
+// EDE 15 naming the quarantine.
+func sinkholed(r *dns.Msg) bool {
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		return false
+	}
+	a, ok := r.Answer[0].(*dns.A)
+	e, hasEDE := ede(r)
+	return ok && a.A.String() == sinkholeIP && hasEDE && e.InfoCode == dns.ExtendedErrorCodeBlocked &&
+		strings.Contains(e.ExtraText, "quarantined")
+}
+
+func TestQuarantineWalledGarden(t *testing.T) {
+	env := startContain(t, nil, "quarantine_action sinkhole "+sinkholeIP)
+	resp := mustCall(t, env.api, "POST", "/v1/quarantine", `{"client":"`+quarantinedIP+`","ttl":"2h","reason":"beacon to c2"}`, 201)
+	var q struct {
+		Client, Actor, Reason string
+		Expires               time.Time
+	}
+	if err := json.Unmarshal([]byte(resp), &q); err != nil || q.Client != quarantinedIP || q.Actor != "api:ops" ||
+		q.Expires.Sub(time.Now()) < 119*time.Minute || q.Expires.Sub(time.Now()) > 121*time.Minute {
+		t.Fatalf("quarantine answer %s (%v)", resp, err)
+	}
+
+	// From the quarantined address: everything is sinkholed...
+	m := askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA)
+	if !sinkholed(m) {
+		t.Fatalf("quarantined client got %v", m)
+	}
+	if e, _ := ede(m); !strings.Contains(e.ExtraText, "beacon to c2") {
+		t.Errorf("EDE text %q does not name the quarantine", e.ExtraText)
+	}
+	if m.Answer[0].Header().Ttl > 30 {
+		t.Errorf("sinkhole TTL %d, want at most 30", m.Answer[0].Header().Ttl)
+	}
+	// ...AAAA has no quarantine address: NODATA, still with the EDE.
+	if m := askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeAAAA); m.Rcode != dns.RcodeSuccess || len(m.Answer) != 0 || len(m.Ns) != 1 {
+		t.Errorf("AAAA from quarantined client: %v", m)
+	}
+	// ...except the walled garden, which resolves normally.
+	for _, n := range []string{"edr.test.", "update.patch.example."} {
+		if m := askFrom(t, quarantinedIP, env.udp, n, dns.TypeA); !forwarded(m) {
+			t.Errorf("walled garden %s from quarantined client: %v", n, m)
+		}
+	}
+	if up := env.up.count("www.example.test."); up != 0 {
+		t.Errorf("upstream saw %d queries of the quarantined client", up)
+	}
+	// Another client is untouched.
+	if m := askFrom(t, "127.0.0.1", env.udp, "www.example.test.", dns.TypeA); !forwarded(m) {
+		t.Errorf("127.0.0.1 was affected: %v", m)
+	}
+
+	// The list shows it.
+	if resp := mustCall(t, env.api, "GET", "/v1/quarantine", "", 200); !strings.Contains(resp, `"client": "`+quarantinedIP+`"`) {
+		t.Errorf("list: %s", resp)
+	}
+
+	// Explain says what would happen, and records and counts nothing.
+	var lines []containLine
+	eventually(t, 3*time.Second, "audit records of the quarantined queries", func() bool {
+		lines = readContainAudit(t, env.audit)
+		return len(findAudit(lines, "walled_garden", nil)) == 2
+	})
+	before := len(lines)
+	qBefore := metricValue(t, env.metrics, "coredns_shield_queries_total", map[string]string{"action": "quarantine"})
+	resp = mustCall(t, env.api, "GET", "/v1/explain?name=www.example.test&client="+quarantinedIP, "", 200)
+	if !strings.Contains(resp, `"verdict": "quarantine_sinkhole"`) || !strings.Contains(resp, "beacon to c2") {
+		t.Errorf("explain: %s", resp)
+	}
+	resp = mustCall(t, env.api, "GET", "/v1/explain?name=edr.test&client="+quarantinedIP, "", 200)
+	if !strings.Contains(resp, `"verdict": "walled_garden"`) {
+		t.Errorf("explain garden: %s", resp)
+	}
+	resp = mustCall(t, env.api, "GET", "/v1/explain?name=x.evil.test&client=127.0.0.1", "", 200)
+	if !strings.Contains(resp, `"verdict": "nxdomain"`) || !strings.Contains(resp, `"list": "c2"`) || !strings.Contains(resp, `"rule": "evil.test"`) {
+		t.Errorf("explain list hit: %s", resp)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := len(readContainAudit(t, env.audit)); n != before {
+		t.Errorf("explain wrote %d audit records", n-before)
+	}
+	if q := metricValue(t, env.metrics, "coredns_shield_queries_total", map[string]string{"action": "quarantine"}); q != qBefore {
+		t.Errorf("explain counted queries: %v -> %v", qBefore, q)
+	}
+	if v := metricValue(t, env.metrics, "coredns_shield_quarantines_active", nil); v != 1 {
+		t.Errorf("quarantines_active %v", v)
+	}
+
+	// Every query of the quarantined client is recorded; the quarantine too.
+	if got := findAudit(lines, "quarantine", func(l containLine) bool {
+		return l.Rule.Name == quarantinedIP && l.Shield.Actor == "api:ops" && l.Shield.Reason == "beacon to c2" && l.Shield.Expires != ""
+	}); len(got) != 1 {
+		t.Errorf("quarantine record missing: %+v", lines)
+	}
+	if got := findAudit(lines, "sinkhole", func(l containLine) bool {
+		return l.Client.IP == quarantinedIP && l.Rule.Ruleset == "quarantine" && l.DNS.Question.Name == "www.example.test."
+	}); len(got) != 2 {
+		t.Errorf("%d sinkhole records of the quarantined client, want 2 (A and AAAA)", len(got))
+	}
+	if got := findAudit(lines, "walled_garden", func(l containLine) bool { return l.Client.IP == quarantinedIP && l.Rule.Ruleset == "edr" }); len(got) != 2 {
+		t.Errorf("walled garden records %+v", got)
+	}
+	if got := findAudit(lines, "sinkhole", func(l containLine) bool { return l.Client.IP == "127.0.0.1" }); len(got) != 0 {
+		t.Errorf("records of the other client: %+v", got)
+	}
+}
+
+func TestQuarantineExpiryAndRelease(t *testing.T) {
+	env := startContain(t, nil, "")
+	// nxdomain is the default without a sinkhole action.
+	mustCall(t, env.api, "POST", "/v1/quarantine", `{"client":"`+quarantinedIP+`","ttl":"1s","reason":"short"}`, 201)
+	m := askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA)
+	if e, ok := ede(m); m.Rcode != dns.RcodeNameError || !ok || !strings.Contains(e.ExtraText, "quarantined") {
+		t.Fatalf("quarantined: %v", m)
+	}
+	eventually(t, 5*time.Second, "the quarantine expires", func() bool {
+		return forwarded(askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA))
+	})
+	eventually(t, 5*time.Second, "an expire record", func() bool {
+		return len(findAudit(readContainAudit(t, env.audit), "expire", func(l containLine) bool { return l.Rule.Name == quarantinedIP })) == 1
+	})
+	if resp := mustCall(t, env.api, "GET", "/v1/quarantine", "", 200); strings.Contains(resp, quarantinedIP) {
+		t.Errorf("expired quarantine still listed: %s", resp)
+	}
+
+	// A network, released early.
+	mustCall(t, env.api, "POST", "/v1/quarantine", `{"client":"127.0.0.0/29","reason":"segment"}`, 201)
+	if m := askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Fatalf("network quarantine did not cover %s: %v", quarantinedIP, m)
+	}
+	if m := askFrom(t, "127.0.0.9", env.udp, "www.example.test.", dns.TypeA); !forwarded(m) {
+		t.Fatalf("127.0.0.9 is outside 127.0.0.0/29: %v", m)
+	}
+	mustCall(t, env.api, "DELETE", "/v1/quarantine/127.0.0.0/29", "", 200)
+	if m := askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA); !forwarded(m) {
+		t.Fatalf("released client still blocked: %v", m)
+	}
+	mustCall(t, env.api, "DELETE", "/v1/quarantine/127.0.0.0/29", "", 404)
+	eventually(t, 3*time.Second, "a release record", func() bool {
+		return len(findAudit(readContainAudit(t, env.audit), "release", func(l containLine) bool {
+			return l.Rule.Name == "127.0.0.0/29" && l.Shield.Actor == "api:ops"
+		})) == 1
+	})
+}
+
+func TestEmergencyBlock(t *testing.T) {
+	env := startContain(t, nil, "")
+	if m := askFrom(t, "127.0.0.1", env.udp, "x.fresh-campaign.test.", dns.TypeA); !forwarded(m) {
+		t.Fatalf("before the block: %v", m)
+	}
+	mustCall(t, env.api, "POST", "/v1/blocks", `{"name":"Fresh-Campaign.test.","ttl":"1h","reason":"phishing wave"}`, 201)
+	for _, src := range []string{"127.0.0.1", "127.0.0.7"} {
+		m := askFrom(t, src, env.udp, "x.fresh-campaign.test.", dns.TypeA)
+		if e, ok := ede(m); m.Rcode != dns.RcodeNameError || !ok || !strings.Contains(e.ExtraText, "emergency block fresh-campaign.test: phishing wave") {
+			t.Errorf("from %s: %v", src, m)
+		}
+	}
+	if resp := mustCall(t, env.api, "GET", "/v1/blocks", "", 200); !strings.Contains(resp, `"name": "fresh-campaign.test"`) {
+		t.Errorf("blocks: %s", resp)
+	}
+	if v := metricValue(t, env.metrics, "coredns_shield_emergency_blocks_active", nil); v != 1 {
+		t.Errorf("emergency_blocks_active %v", v)
+	}
+	mustCall(t, env.api, "DELETE", "/v1/blocks/fresh-campaign.test", "", 200)
+	if m := askFrom(t, "127.0.0.1", env.udp, "x.fresh-campaign.test.", dns.TypeA); !forwarded(m) {
+		t.Errorf("after unblock: %v", m)
+	}
+	eventually(t, 3*time.Second, "block_add and block_remove records", func() bool {
+		lines := readContainAudit(t, env.audit)
+		is := func(l containLine) bool { return l.Rule.Name == "fresh-campaign.test" && l.Shield.Actor == "api:ops" }
+		return len(findAudit(lines, "block_add", is)) == 1 && len(findAudit(lines, "block_remove", is)) == 1 &&
+			len(findAudit(lines, "block", func(l containLine) bool { return l.Rule.Ruleset == "emergency" })) == 2
+	})
+}
+
+func TestEscalationByListHits(t *testing.T) {
+	const rule = "escalate c2 3 1m 1h"
+	env := startContain(t, nil, "quarantine_action sinkhole "+sinkholeIP+"\n"+rule)
+	src := "127.0.0.6"
+	before := metricValue(t, env.metrics, "coredns_shield_escalations_total", map[string]string{"rule": rule, "mode": "enforce"})
+	for i, n := range []string{"c2-a.test.", "c2-b.test."} {
+		if m := askFrom(t, src, env.udp, n, dns.TypeA); m.Rcode != dns.RcodeNameError {
+			t.Fatalf("hit %d: %v", i, m)
+		}
+	}
+	// Two hits: below the threshold.
+	if m := askFrom(t, src, env.udp, "www.example.test.", dns.TypeA); !forwarded(m) {
+		t.Fatalf("quarantined after two hits: %v", m)
+	}
+	askFrom(t, src, env.udp, "x.c2-c.test.", dns.TypeA)
+	// The third hit quarantined the client.
+	if m := askFrom(t, src, env.udp, "www.example.test.", dns.TypeA); !sinkholed(m) {
+		t.Fatalf("not quarantined after three hits: %v", m)
+	}
+	if m := askFrom(t, src, env.udp, "edr.test.", dns.TypeA); !forwarded(m) {
+		t.Errorf("walled garden after escalation: %v", m)
+	}
+	if m := askFrom(t, "127.0.0.1", env.udp, "www.example.test.", dns.TypeA); !forwarded(m) {
+		t.Errorf("127.0.0.1 affected: %v", m)
+	}
+	if after := metricValue(t, env.metrics, "coredns_shield_escalations_total", map[string]string{"rule": rule, "mode": "enforce"}); after != before+1 {
+		t.Errorf("escalations %v -> %v", before, after)
+	}
+	resp := mustCall(t, env.api, "GET", "/v1/quarantine", "", 200)
+	if !strings.Contains(resp, `"actor": "policy:`+rule+`"`) || !strings.Contains(resp, "x.c2-c.test.") {
+		t.Errorf("quarantine list: %s", resp)
+	}
+	eventually(t, 3*time.Second, "a quarantine record with the evidence", func() bool {
+		got := findAudit(readContainAudit(t, env.audit), "quarantine", func(l containLine) bool {
+			return l.Client.IP == src && l.Shield.Actor == "policy:"+rule && len(l.Shield.Evidence) == 3 &&
+				strings.HasPrefix(l.Shield.Evidence[2], "x.c2-c.test. (c2") && l.Shield.Expires != ""
+		})
+		return len(got) == 1
+	})
+}
+
+func TestEscalationMonitorMode(t *testing.T) {
+	const rule = "escalate any 2 1m 1h"
+	env := startContain(t, nil, "mode monitor\n"+rule)
+	src := "127.0.0.8"
+	askFrom(t, src, env.udp, "c2-a.test.", dns.TypeA)
+	askFrom(t, src, env.udp, "c2-b.test.", dns.TypeA)
+	if m := askFrom(t, src, env.udp, "www.example.test.", dns.TypeA); !forwarded(m) {
+		t.Fatalf("monitor mode enforced the escalation: %v", m)
+	}
+	if resp := mustCall(t, env.api, "GET", "/v1/quarantine", "", 200); strings.Contains(resp, src) {
+		t.Errorf("monitor mode quarantined: %s", resp)
+	}
+	eventually(t, 3*time.Second, "a monitor-mode quarantine record", func() bool {
+		return len(findAudit(readContainAudit(t, env.audit), "quarantine", func(l containLine) bool {
+			return l.Client.IP == src && l.Shield.Mode == "monitor" && l.Shield.Actor == "policy:"+rule
+		})) == 1
+	})
+}
+
+func TestContainPersistence(t *testing.T) {
+	env := startContain(t, nil, "state "+filepath.Join(t.TempDir(), "unused.json"))
+	env.stop()
+	env = startContain(t, env, "state "+env.state)
+	mustCall(t, env.api, "POST", "/v1/quarantine", `{"client":"`+quarantinedIP+`","ttl":"3h","reason":"persist me"}`, 201)
+	mustCall(t, env.api, "POST", "/v1/blocks", `{"name":"kept.test","reason":"persist me too"}`, 201)
+	eventually(t, 3*time.Second, "the state file", func() bool {
+		data, err := os.ReadFile(env.state)
+		return err == nil && strings.Contains(string(data), "kept.test") && strings.Contains(string(data), quarantinedIP)
+	})
+	if fi, err := os.Stat(env.state); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("state file mode: %v %v", fi, err)
+	}
+	env.stop()
+
+	env = startContain(t, env, "state "+env.state)
+	if m := askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Errorf("quarantine lost across the restart: %v", m)
+	}
+	if m := askFrom(t, "127.0.0.1", env.udp, "kept.test.", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Errorf("emergency block lost across the restart: %v", m)
+	}
+	resp := mustCall(t, env.api, "GET", "/v1/quarantine", "", 200)
+	if !strings.Contains(resp, `"reason": "persist me"`) || !strings.Contains(resp, `"actor": "api:ops"`) {
+		t.Errorf("restored quarantine: %s", resp)
+	}
+	// A corrupt state file is set aside and the server starts empty.
+	corruptBefore := metricValue(t, env.metrics, "coredns_shield_contain_errors_total", map[string]string{"kind": "corrupt"})
+	env.stop()
+	os.WriteFile(env.state, []byte(`{"version":1,"quarantines":[{"client":`), 0o600)
+	env = startContain(t, env, "state "+env.state)
+	if m := askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA); !forwarded(m) {
+		t.Errorf("after a corrupt state file: %v", m)
+	}
+	aside, _ := filepath.Glob(env.state + ".corrupt-*")
+	if len(aside) != 1 {
+		t.Fatalf("corrupt file not set aside: %v", aside)
+	}
+	if data, _ := os.ReadFile(aside[0]); !strings.Contains(string(data), `"quarantines":[{"client":`) {
+		t.Errorf("set-aside file content %q", data)
+	}
+	if v := metricValue(t, env.metrics, "coredns_shield_contain_errors_total", map[string]string{"kind": "corrupt"}); v != corruptBefore+1 {
+		t.Errorf("corrupt count %v -> %v", corruptBefore, v)
+	}
+	// The server works and writes a good file again.
+	mustCall(t, env.api, "POST", "/v1/blocks", `{"name":"after.test","reason":"r"}`, 201)
+	eventually(t, 3*time.Second, "a new state file", func() bool {
+		data, err := os.ReadFile(env.state)
+		return err == nil && strings.Contains(string(data), "after.test")
+	})
+}
+
+func TestAPIAuth(t *testing.T) {
+	env := startContain(t, nil, "")
+	before := metricValue(t, env.metrics, "coredns_shield_api_auth_failures_total", nil)
+	for _, tok := range []string{"", "wrong-token-0123456789abcdef", apiToken + "x", apiToken[:len(apiToken)-1]} {
+		for _, ep := range []struct{ method, path, body string }{
+			{"GET", "/v1/status", ""}, {"POST", "/v1/quarantine", `{"client":"` + quarantinedIP + `","reason":"x"}`}, {"DELETE", "/v1/blocks/x.test", ""},
+		} {
+			if code, body := call(t, env.api, tok, ep.method, ep.path, ep.body); code != 401 || strings.Contains(body, "quarantines") {
+				t.Errorf("token %q %s %s: %d %s", tok, ep.method, ep.path, code, body)
+			}
+		}
+	}
+	if after := metricValue(t, env.metrics, "coredns_shield_api_auth_failures_total", nil); after != before+12 {
+		t.Errorf("auth failures %v -> %v, want +12", before, after)
+	}
+	if m := askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA); !forwarded(m) {
+		t.Errorf("an unauthenticated request quarantined the client: %v", m)
+	}
+	resp := mustCall(t, env.api, "GET", "/v1/status", "", 200)
+	for _, want := range []string{`"name": "c2"`, `"kind": "walled_garden"`, `"entries": 4`, `"quarantines": 0`, `"last_reload"`} {
+		if !strings.Contains(resp, want) {
+			t.Errorf("status lacks %s: %s", want, resp)
+		}
+	}
+	if v := metricValue(t, env.metrics, "coredns_shield_api_requests_total", map[string]string{"endpoint": "status", "code": "401"}); v < 4 {
+		t.Errorf("api_requests_total{status,401} = %v", v)
+	}
+}
+
+func TestAPIBadInput(t *testing.T) {
+	env := startContain(t, nil, "quarantine_ttl 1h 24h")
+	tests := []struct {
+		method, path, body string
+		code               int
+		msg                string
+	}{
+		{"POST", "/v1/quarantine", `{"client":"127.0.0.5","reason":"` + strings.Repeat("a", 10<<10) + `"}`, 413, "larger than"},
+		{"POST", "/v1/quarantine", `{"client":"127.0.0.5",`, 400, "malformed"},
+		{"POST", "/v1/quarantine", `{"client":"127.0.0.5","reason":"r","state":"/etc/passwd"}`, 400, "unknown field"},
+		{"POST", "/v1/quarantine", `"127.0.0.5"`, 400, "malformed"},
+		{"POST", "/v1/quarantine", `{"client":"127.0.0.0/33","reason":"r"}`, 400, "not an address or CIDR"},
+		{"POST", "/v1/quarantine", `{"client":"not-an-ip","reason":"r"}`, 400, "not an address or CIDR"},
+		{"POST", "/v1/quarantine", `{"client":"0.0.0.0/0","reason":"r"}`, 400, "broader than"},
+		{"POST", "/v1/quarantine", `{"client":"127.0.0.5","ttl":"-1h","reason":"r"}`, 400, "positive"},
+		{"POST", "/v1/quarantine", `{"client":"127.0.0.5","ttl":"1000h","reason":"r"}`, 400, "above the maximum"},
+		{"POST", "/v1/quarantine", `{"client":"127.0.0.5","ttl":"9999999999999h","reason":"r"}`, 400, "not a duration"},
+		{"POST", "/v1/quarantine", `{"client":"127.0.0.5","ttl":"1h"}`, 400, "reason is required"},
+		{"DELETE", "/v1/quarantine/999.1.1.1", "", 400, "not an address"},
+		{"POST", "/v1/blocks", `{"name":"bad name!","reason":"r"}`, 400, "not a domain name"},
+		{"POST", "/v1/blocks", `{"name":"x.test","ttl":"-5m","reason":"r"}`, 400, "positive"},
+		{"POST", "/v1/blocks", `{"name":"x.test","ttl":"100000h","reason":"r"}`, 400, "above the maximum"},
+		{"GET", "/v1/explain?name=x.test&client=10.0.0.0/8", "", 400, "not an IP"},
+		{"GET", "/v1/audit?limit=-1", "", 400, "limit"},
+	}
+	for _, tc := range tests {
+		code, body := call(t, env.api, apiToken, tc.method, tc.path, tc.body)
+		if code != tc.code || !strings.Contains(body, tc.msg) {
+			t.Errorf("%s %s %.60s: %d %s; want %d with %q", tc.method, tc.path, tc.body, code, body, tc.code, tc.msg)
+		}
+	}
+	if resp := mustCall(t, env.api, "GET", "/v1/quarantine", "", 200); !strings.Contains(resp, `"quarantines": []`) {
+		t.Errorf("bad input changed state: %s", resp)
+	}
+	if resp := mustCall(t, env.api, "GET", "/v1/blocks", "", 200); !strings.Contains(resp, `"blocks": []`) {
+		t.Errorf("bad input changed state: %s", resp)
+	}
+	if m := askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA); !forwarded(m) {
+		t.Errorf("client affected: %v", m)
+	}
+	if v := metricValue(t, env.metrics, "coredns_shield_api_requests_total", map[string]string{"endpoint": "quarantine", "code": "413"}); v < 1 {
+		t.Errorf("413 not counted")
+	}
+}
+
+// TestAPIConcurrentWithQueries changes quarantines and blocks through the
+// API while clients query. Run with -race. Bounded in count and time.
+func TestAPIConcurrentWithQueries(t *testing.T) {
+	env := startContain(t, nil, "state "+filepath.Join(t.TempDir(), "state.json")+"\nescalate c2 5 1m 1m")
+	const (
+		queriers  = 4
+		perQuery  = 200
+		apiCalls  = 40
+		maxTime   = 15 * time.Second
+		stableSrc = "127.0.0.1"
+	)
+	deadline := time.Now().Add(maxTime)
+	var wg sync.WaitGroup
+	errs := make(chan string, 100)
+	for i := range queriers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			src := fmt.Sprintf("127.0.0.%d", 20+i)
+			for j := 0; j < perQuery && time.Now().Before(deadline); j++ {
+				name := fmt.Sprintf("n%d.example.test.", j)
+				if j%10 == 0 {
+					name = "c2-a.test."
+				}
+				if j%2 == 0 {
+					src = stableSrc
+				} else {
+					src = fmt.Sprintf("127.0.0.%d", 20+i)
+				}
+				if _, err := exchangeFrom(src, env.udp, name, dns.TypeA); err != nil {
+					select {
+					case errs <- fmt.Sprintf("query %s from %s: %v", name, src, err):
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < apiCalls && time.Now().Before(deadline); j++ {
+				client := fmt.Sprintf("127.0.0.%d", 20+(i+j)%queriers)
+				name := fmt.Sprintf("b%d-%d.test", i, j%5)
+				var code int
+				switch j % 6 {
+				case 0:
+					code, _ = call(t, env.api, apiToken, "POST", "/v1/quarantine", `{"client":"`+client+`","ttl":"1m","reason":"load"}`)
+				case 1:
+					code, _ = call(t, env.api, apiToken, "DELETE", "/v1/quarantine/"+client, "")
+				case 2:
+					code, _ = call(t, env.api, apiToken, "POST", "/v1/blocks", `{"name":"`+name+`","ttl":"1m","reason":"load"}`)
+				case 3:
+					code, _ = call(t, env.api, apiToken, "DELETE", "/v1/blocks/"+name, "")
+				case 4:
+					code, _ = call(t, env.api, apiToken, "GET", "/v1/explain?name=n1.example.test&client="+client, "")
+				default:
+					code, _ = call(t, env.api, apiToken, "GET", "/v1/status", "")
+				}
+				if code >= 500 {
+					select {
+					case errs <- fmt.Sprintf("API call %d: status %d", j, code):
+					default:
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	// Clean up through the API and check the end state is consistent.
+	var list struct {
+		Quarantines []struct{ Client string } `json:"quarantines"`
+	}
+	json.Unmarshal([]byte(mustCall(t, env.api, "GET", "/v1/quarantine", "", 200)), &list)
+	for _, q := range list.Quarantines {
+		mustCall(t, env.api, "DELETE", "/v1/quarantine/"+q.Client, "", 200)
+	}
+	if m := askFrom(t, stableSrc, env.udp, "final.example.test.", dns.TypeA); !forwarded(m) {
+		t.Errorf("after the load: %v", m)
+	}
+	if m := askFrom(t, "127.0.0.20", env.udp, "final.example.test.", dns.TypeA); !forwarded(m) {
+		t.Errorf("released client after the load: %v", m)
+	}
+}
