@@ -3,7 +3,9 @@ package blocklist
 import (
 	"hash/maphash"
 	"math/bits"
+	"runtime"
 	"slices"
+	"unsafe"
 )
 
 // seed keys the name hash. It is chosen at random when the process starts,
@@ -105,6 +107,9 @@ func (s *Set) LookupNormal(name []byte) Match {
 }
 
 func (s *Set) lookup(name []byte) Match {
+	// The arrays may live outside the Go heap and be released once s is
+	// unreachable; s must stay reachable until the last read of them.
+	defer runtime.KeepAlive(s)
 	best := Match{}
 	for i := 0; i < len(name); {
 		a := s.find(hashName(name[i:]))
@@ -203,9 +208,14 @@ func mergeAct(a, b Action) Action {
 	}
 }
 
+// offHeapMin is the smallest region worth a mapping of its own.
+const offHeapMin = 1 << 20
+
 // Build compiles the rules into a Set and resets the Builder. Duplicate
 // names are merged (see mergeAct). It runs in linear time: a counting sort
-// by bucket, then a small sort inside each bucket.
+// by bucket, then a small sort inside each bucket. A big set's arrays live
+// outside the Go heap (see mapRegion) and are released when the Set is
+// garbage.
 func (b *Builder) Build() *Set {
 	n := len(b.keys)
 	s := &Set{allowWins: b.AllowWins}
@@ -224,8 +234,8 @@ func (b *Builder) Build() *Set {
 	for i := 1; i <= nb; i++ {
 		counts[i] += counts[i-1]
 	}
-	keys := make([]uint64, n)
-	acts := make([]uint8, n)
+	region, release := mapRegion(regionSize(n, nb))
+	keys, dir, acts := carve(region, n, nb)
 	next := slices.Clone(counts[:nb])
 	for i, k := range b.keys {
 		bk := k >> s.shift
@@ -236,11 +246,10 @@ func (b *Builder) Build() *Set {
 	}
 	b.keys, b.acts = nil, nil
 	// Sort each bucket and merge duplicates, compacting in place.
-	s.dir = make([]uint32, nb+1)
 	w := uint32(0)
 	for bk := 0; bk < nb; bk++ {
 		lo, hi := counts[bk], counts[bk+1]
-		s.dir[bk] = w
+		dir[bk] = w
 		// Insertion sort: buckets are tiny.
 		for i := lo + 1; i < hi; i++ {
 			for j := i; j > lo && keys[j-1] > keys[j]; j-- {
@@ -249,7 +258,7 @@ func (b *Builder) Build() *Set {
 			}
 		}
 		for i := lo; i < hi; i++ {
-			if w > s.dir[bk] && keys[w-1] == keys[i] {
+			if w > dir[bk] && keys[w-1] == keys[i] {
 				a, c := acts[w-1], acts[i]
 				self := mergeAct(Action(a&0x0f), Action(c&0x0f))
 				below := mergeAct(Action(a>>4), Action(c>>4))
@@ -260,12 +269,37 @@ func (b *Builder) Build() *Set {
 			w++
 		}
 	}
-	s.dir[nb] = w
+	dir[nb] = w
 	if int(w) < n/4*3 {
-		// Many duplicates: give the spare memory back.
-		keys = slices.Clone(keys[:w])
-		acts = slices.Clone(acts[:w])
+		// Many duplicates (RPZ lists name most zones twice): move to a
+		// region of the right size and give the old one back.
+		r2, rel2 := mapRegion(regionSize(int(w), nb))
+		k2, d2, a2 := carve(r2, int(w), nb)
+		copy(k2, keys[:w])
+		copy(d2, dir)
+		copy(a2, acts[:w])
+		if release != nil {
+			release()
+		}
+		region, release, keys, dir, acts = r2, rel2, k2, d2, a2
 	}
-	s.keys, s.acts = keys[:w:w], acts[:w:w]
+	s.keys, s.dir, s.acts = keys[:w:w], dir, acts[:w:w]
+	if release != nil {
+		runtime.AddCleanup(s, func(f func()) { f() }, release)
+	}
 	return s
+}
+
+// regionSize is the bytes needed for n keys and actions and a directory
+// of nb buckets.
+func regionSize(n, nb int) int { return 8*n + 4*(nb+1) + n }
+
+// carve lays the set's three arrays out in region: keys first (8-byte
+// aligned at the start of the region), then the directory, then actions.
+func carve(region []byte, n, nb int) (keys []uint64, dir []uint32, acts []uint8) {
+	base := unsafe.Pointer(unsafe.SliceData(region))
+	keys = unsafe.Slice((*uint64)(base), n)
+	dir = unsafe.Slice((*uint32)(unsafe.Add(base, 8*n)), nb+1)
+	acts = region[8*n+4*(nb+1):][:n:n]
+	return keys, dir, acts
 }

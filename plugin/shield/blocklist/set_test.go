@@ -3,6 +3,7 @@ package blocklist
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -141,7 +142,9 @@ func TestListReloadRace(t *testing.T) {
 	write := func(v int) {
 		var sb strings.Builder
 		sb.WriteString("always.test\n")
-		for i := range 50 {
+		// Big enough (over offHeapMin) that each version lives off the
+		// Go heap and is released by its cleanup once unreachable.
+		for i := range 100_000 {
 			fmt.Fprintf(&sb, "v%d-%d.test\n", v, i)
 		}
 		writeTestFile(t, p, sb.String())
@@ -170,11 +173,17 @@ func TestListReloadRace(t *testing.T) {
 			}
 		}()
 	}
-	for v := 1; v <= 50; v++ {
+	for v := 1; v <= 5; v++ {
 		write(v)
 		if _, err := l.Load(); err != nil {
 			t.Fatal(err)
 		}
+		// Collect the old version while readers run: its memory is
+		// unmapped, and a reader still using it would crash the test.
+		runtime.GC()
+	}
+	if m := l.Lookup("v5-99999.test."); m.Action != ActBlock {
+		t.Fatalf("last version not in force: %v", m.Action)
 	}
 	close(stop)
 	wg.Wait()
