@@ -15,6 +15,9 @@ import (
 // and starts the watcher. A list that fails to load does not stop the
 // server; it is retried and readiness stays false until it loads.
 func (s *Shield) start() error {
+	if err := s.startDetect(); err != nil { // first: a bad detection config opens nothing
+		return err
+	}
 	if s.auditPath != "off" {
 		var sink audit.Sink
 		if s.auditPath == "stdout" {
@@ -54,6 +57,7 @@ func (s *Shield) start() error {
 // stop runs in OnShutdown, which CoreDNS also calls on every Corefile
 // reload, so everything start began ends here.
 func (s *Shield) stop() error {
+	s.stopDetect()
 	s.stopContain()
 	if s.watcher != nil {
 		s.watcher.Stop()

@@ -127,4 +127,46 @@ var (
 		Name:      "api_auth_failures_total",
 		Help:      "Management API requests refused for a missing or invalid token.",
 	})
+
+	detections = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "detections_total",
+		Help:      "Queries scored at or above a detection threshold, by detector (tunnel, dga, newly_seen) and action (alert, block, monitor). Sticky blocks count as blocks.",
+	}, []string{"server", "detector", "action"})
+
+	detectTableEntries = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "detect_table_entries",
+		Help:      "Entries in use in the detection tables, by table: domains, clients, verdicts.",
+	}, []string{"table"})
+
+	detectTableCapacity = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "detect_table_capacity",
+		Help:      "Fixed capacity of the detection tables, by table: domains, clients, verdicts.",
+	}, []string{"table"})
+
+	detectEvictions = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "detect_evictions_total",
+		Help:      "Entries of the detection tables replaced by new ones, by table: domains, clients, verdicts (an expired verdict is not counted).",
+	}, []string{"table"})
+
+	detectVerdictsRefused = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "detect_verdicts_refused_total",
+		Help:      "Block verdicts not made sticky because their bucket held only protected verdicts (the query itself was blocked).",
+	})
+
+	detectMemory = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "detect_memory_bytes",
+		Help:      "Memory of the detection tables, fixed when the engine starts.",
+	})
 )

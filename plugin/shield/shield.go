@@ -57,6 +57,7 @@ type Shield struct {
 	watcher *blocklist.Watcher
 
 	contain *containment // nil unless a containment option is set (contain.go)
+	detect  *detector    // detection options and engine (detect.go)
 }
 
 var _ plugin.Handler = (*Shield)(nil)

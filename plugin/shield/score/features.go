@@ -1,0 +1,306 @@
+package score
+
+import "math"
+
+// Encoding classes of a label, from the weakest evidence to the strongest.
+const (
+	ClassNone   uint8 = iota
+	ClassHex          // only 0-9a-f, with both a digit and a letter
+	ClassBase32       // only a-z and 2-7 (either case), with 3 digits
+	ClassBase64       // mixed case with digits, or + / =
+)
+
+// Features are the per-query lexical features of a name. They are computed
+// in one pass over the prefix (the name minus its registered domain) with
+// no allocation.
+type Features struct {
+	Len          int     // length of the name without the trailing dot, an escape counted as one byte
+	Labels       int     // number of labels
+	PrefixLen    int     // bytes of the prefix, dots excluded
+	PrefixLabels int     // labels of the prefix
+	LongestLabel int     // longest label of the prefix
+	NonLDH       int     // bytes outside letters, digits, '-' and '_' (8-bit, '=', '+', '/', escapes)
+	Entropy      float32 // Shannon entropy of the prefix bytes, bits per byte
+	NormEntropy  float32 // Entropy / log2(min(PrefixLen, alphabet))
+	Class        uint8   // strongest encoding class of a long prefix label
+	ClassLen     int     // length of that label
+	Underscore   bool    // a label starts with '_'
+}
+
+// nlog2n[i] = i*log2(i), for the entropy sum.
+var nlog2n [256]float32
+
+func init() {
+	for i := 1; i < len(nlog2n); i++ {
+		nlog2n[i] = float32(float64(i) * math.Log2(float64(i)))
+	}
+}
+
+// Minimum label lengths for an encoding class to count (DETECTION.md:
+// hex >= 16, base32 >= 30, base64 >= 20).
+const (
+	minHexLabel = 16
+	minB32Label = 30
+	minB64Label = 20
+	// entropySample: the entropy is measured on the first 64 bytes of
+	// the prefix, which keeps the pass within budget for long names
+	// (BenchmarkFeatures190); a 63-byte label is the longest unit of
+	// encoded data.
+	entropySample = 64
+	// A base32 label needs 3 digits: random base32 has 6 in 32 symbols,
+	// about 5.6 in 30 characters, while word labels with a version digit
+	// ("products4") would otherwise count (Umbrella top 100k).
+	minB32Digits = 3
+)
+
+// lexical computes the features of raw (the name as received, any case,
+// trailing dot allowed) whose prefix is raw[:prefixEnd] (prefixEnd = 0
+// when the name is its registered domain; the dot before the registered
+// domain is excluded).
+func lexical(raw string, prefixEnd int, f *Features) {
+	*f = Features{}
+	n := len(raw)
+	if n > 0 && raw[n-1] == '.' {
+		n--
+	}
+	raw = raw[:n]
+	if n == 0 {
+		return
+	}
+	if prefixEnd < 0 || prefixEnd > n {
+		prefixEnd = 0
+	}
+	// The registered part: length and labels, escapes counted as one.
+	rest := raw[prefixEnd:]
+	if prefixEnd > 0 && len(rest) > 0 {
+		rest = rest[1:] // the dot after the prefix
+	}
+	f.Labels = 1
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		if c == '\\' {
+			i += escapeLen(rest, i)
+		} else if c == '.' {
+			f.Labels++
+		}
+		f.Len++
+	}
+	if prefixEnd <= 0 {
+		return
+	}
+	p := raw[:prefixEnd]
+
+	var counts [256]uint16
+	sampled := 0
+	var all uint16 // OR of the flags of every prefix byte
+	for i := 0; i <= len(p); i++ {
+		var lab uint16 // OR of the flags of the label's bytes
+		labLen, digits, nonLDH := 0, 0, 0
+		for ; i < len(p); i++ {
+			c := p[i]
+			fl := charFlags[c]
+			if fl&fSpecial != 0 {
+				if c == '.' {
+					break
+				}
+				if c == '_' && labLen == 0 {
+					f.Underscore = true
+				}
+				if c == '\\' {
+					// An escaped byte, \DDD or \X: outside LDH either way.
+					k := escapeLen(p, i)
+					if k == 3 {
+						c = byte((int(p[i+1]-'0')*100 + int(p[i+2]-'0')*10 + int(p[i+3]-'0')) & 0xff)
+					} else if k == 1 {
+						c = p[i+1]
+					}
+					i += k
+					fl = charFlags[c]&^fSpecial | fNonLDH
+					c = '\\' // counted for entropy as one symbol
+					if c == '=' || c == '+' || c == '/' {
+						fl |= fB64Sym
+					} else {
+						fl |= f8Bit
+					}
+				}
+			}
+			lab |= fl
+			digits += int(fl & fDigit)
+			nonLDH += int(fl>>fNonLDHShift) & 1
+			if sampled < entropySample {
+				counts[c]++
+				sampled++
+			}
+			labLen++
+		}
+		// End of a label.
+		all |= lab
+		f.NonLDH += nonLDH
+		f.PrefixLabels++
+		f.PrefixLen += labLen
+		if labLen > f.LongestLabel {
+			f.LongestLabel = labLen
+		}
+		class := ClassNone
+		switch {
+		case labLen >= minB64Label && (lab&fB64Sym != 0 || lab&(fUpper|fLower|fDigit) == fUpper|fLower|fDigit):
+			class = ClassBase64
+		case labLen >= minB32Label && lab&^(fLower|fUpper|fDigit|fHexLetter|fNotHex) == 0 && lab&fNotB32 == 0 && digits >= minB32Digits:
+			class = ClassBase32
+		case labLen >= minHexLabel && lab&^(fHexLetter|fLower|fUpper|fDigit|fNotB32) == 0 && lab&fNotHex == 0 &&
+			lab&fDigit != 0 && lab&(fLower|fUpper) != 0:
+			class = ClassHex
+		}
+		if class > f.Class || (class == f.Class && class != ClassNone && labLen > f.ClassLen) {
+			f.Class, f.ClassLen = class, labLen
+		}
+	}
+	f.Len += f.PrefixLen + f.PrefixLabels
+	f.Labels += f.PrefixLabels
+	anyUpper, anyLower, anyDigit, any8b := all&fUpper != 0, all&fLower != 0, all&fDigit != 0, all&f8Bit != 0
+	if f.PrefixLen == 0 {
+		return
+	}
+	var sum float32
+	// Entropy: a second pass over the sampled bytes visits each distinct
+	// byte once (its count is cleared after use); every escaped byte
+	// counts as the one symbol '\\'.
+	n8 := 0
+	for i := 0; i < len(p) && n8 < sampled; i++ {
+		c := p[i]
+		k := int(counts[c])
+		if k == 0 || c == '.' {
+			continue
+		}
+		counts[c] = 0
+		n8 += k
+		if k > 255 {
+			k = 255
+		}
+		sum += nlog2n[k]
+	}
+	nf := float32(n8)
+	if n8 > 255 {
+		nf = 255
+	}
+	f.Entropy = log2f(nf) - sum/nf
+	if f.Entropy < 0 {
+		f.Entropy = 0
+	}
+	// The alphabet the prefix is drawn from, for normalisation
+	// (DETECTION.md lesson 2): 8-bit bytes 256, mixed case 64, lower case
+	// letters and digits 36, hex 16.
+	alpha := 36
+	switch {
+	case any8b:
+		alpha = 256
+	case anyUpper && anyLower:
+		alpha = 64
+	case !anyUpper && !anyLower && anyDigit:
+		alpha = 10
+	}
+	m := f.PrefixLen
+	if alpha < m {
+		m = alpha
+	}
+	if m > 1 {
+		f.NormEntropy = f.Entropy / log2f(float32(m))
+	}
+}
+
+// Byte classes, as bit flags in charFlags.
+const (
+	fDigit     uint16 = 1 << iota // 0-9 (must stay bit 0: counted by value)
+	fLower                        // a-z
+	fUpper                        // A-Z
+	fHexLetter                    // a-f, A-F
+	fNotHex                       // a letter above f
+	fNotB32                       // 0, 1, 8, 9, '-' or '_'
+	fB64Sym                       // + / =
+	f8Bit                         // a byte outside ASCII LDH and + / =
+	fSpecial                      // '.', '\\' or '_': handled apart
+	fNonLDH                       // outside letters, digits, '-', '_'
+)
+
+const fNonLDHShift = 9
+
+var charFlags [256]uint16
+
+func init() {
+	for c := 0; c < 256; c++ {
+		var fl uint16
+		switch {
+		case 'a' <= c && c <= 'z':
+			fl = fLower
+			if c <= 'f' {
+				fl |= fHexLetter
+			} else {
+				fl |= fNotHex
+			}
+		case 'A' <= c && c <= 'Z':
+			fl = fUpper
+			if c <= 'F' {
+				fl |= fHexLetter
+			} else {
+				fl |= fNotHex
+			}
+		case '0' <= c && c <= '9':
+			fl = fDigit
+			if c < '2' || c > '7' {
+				fl |= fNotB32
+			}
+		case c == '-':
+			fl = fNotB32 | fNotHex
+		case c == '_':
+			fl = fNotB32 | fNotHex | fSpecial
+		case c == '.' || c == '\\':
+			fl = fSpecial
+		case c == '+' || c == '/' || c == '=':
+			fl = fB64Sym | fNonLDH | fNotHex | fNotB32
+		default:
+			fl = f8Bit | fNonLDH | fNotHex | fNotB32
+		}
+		charFlags[c] = fl
+	}
+	if fNonLDH != 1<<fNonLDHShift {
+		panic("fNonLDHShift")
+	}
+}
+
+func b2u(b bool) uint {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// escapeLen returns how many bytes after s[i] == '\\' the escape uses: 3
+// for \DDD, 1 for \X, 0 for a trailing backslash.
+func escapeLen(s string, i int) int {
+	if i+3 < len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
+		return 3
+	}
+	if i+1 < len(s) {
+		return 1
+	}
+	return 0
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// log2f is log2 for the small positive values used here, through a table
+// for integers and math.Log2 otherwise.
+func log2f(x float32) float32 {
+	if x >= 1 && x < 256 && x == float32(int(x)) {
+		return log2tab[int(x)]
+	}
+	return float32(math.Log2(float64(x)))
+}
+
+var log2tab [256]float32
+
+func init() {
+	for i := 1; i < len(log2tab); i++ {
+		log2tab[i] = float32(math.Log2(float64(i)))
+	}
+}
