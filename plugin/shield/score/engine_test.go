@@ -15,7 +15,7 @@ import (
 var (
 	shortName = "www.example.com."
 	// 190 characters: a dns2tcp-style data query.
-	longName = "q+Z8FHwsCIJ+BCggx8NoFL9XzUjkLKib85veJ55SxRIOFgpvZaDNpPGsBEvCGVP.c6ZJuOltHh27RDt9kflTpCYiwjOKGcqCf7SODtnN-BfiqEwhsPDoeBTXUD1m5c.XKi9BgICBOB4xVo2BjT-VU0ZZfmML0ATUQs6R4pNHhYubcZ1Hd.hidemyself.org."
+	longName = "q+Z8FHwsC+BCggx8NoFL9XzUjkLKib85veJ55SxRIOFgpvZaDNpPGsBEvCGVP.c6ZJuOltHh27RDt9kflTpCYiwjOKGcqCf7SODtnN-BfiqEwhsPDoeBTXUD1m5c.XKi9BgICBOB4xVo2BjT-VU0ZZfmML0ATUQs6R4pNHhYubcZ1Hd.hidemyself.org."
 )
 
 func mustEngine(t testing.TB, cfg Config) *Engine {

@@ -101,15 +101,17 @@ func (m *suffixMemo) registered(name []byte) (reg, suffix int) {
 	}
 	s := unsafe.String(&name[0], len(name)) // read-only view, never retained
 	sufLabels := 1
+	deep := false // below an interior node: walk on to maxSuffixLabels
 	for k := 2; k <= labels && k <= maxSuffixLabels; k++ {
 		got, wild := m.lookup(s[starts[k-1]:], k)
 		if got > sufLabels {
 			sufLabels = got
 		}
-		if got < k && !wild {
+		if got < k && !wild && !deep {
 			if _, ok := interiorNodes[s[starts[k-1]:]]; !ok {
 				break
 			}
+			deep = true
 		}
 	}
 	if sufLabels >= labels {
