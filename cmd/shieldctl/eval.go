@@ -1,8 +1,367 @@
 package main
 
-import "errors"
+import (
+	"bufio"
+	"compress/gzip"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dnsshield/shield/plugin/shield/score"
+	"github.com/miekg/dns"
+)
+
+const evalUsage = `usage: shieldctl eval [flags] FILE...
+
+Replays labelled query names through the detection engine the plugin uses,
+in order, on a synthetic clock, and prints per label and per group (family
+or tool): the alert and block rates (detection rate for attack labels,
+false-positive rate for benign ones), the queries until the first block,
+and the share of the queries after it that were blocked.
+
+Files (gzip when the name ends in .gz) are read in the order given, all
+through one engine. Formats (-format, detected from the first line):
+  lines    one name per line; label from -label, group from the file name
+  netrack  CSV "label,qname" with that header; 1 is -attack-label, 0 benign
+  dga      CSV "class,family,domain" without header (class dga or legit)
+  csv      CSV "label,group,name[,qtype[,rcode[,client]]]"
+
+Flags:
+`
+
+// evalEvent is one query of the corpus.
+type evalEvent struct {
+	score.Event
+	rcodeSet bool
+}
 
 // runEval replays a labelled corpus through the detection engine.
 func runEval(args []string) error {
-	return errors.New("not built yet: the detection engine is the subject of the detection issue")
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), evalUsage)
+		fs.PrintDefaults()
+	}
+	var (
+		format   = fs.String("format", "auto", "input format: auto, lines, netrack, dga or csv")
+		label    = fs.String("label", "benign", "label of the names of a lines file")
+		attack   = fs.String("attack-label", "tunnel", "label of the rows marked 1 in a netrack file")
+		group    = fs.String("group", "", "group of every name (default: from the file name or the rows)")
+		clients  = fs.String("clients", "one", "who sends the queries: one (a single client), group (one per group), label (one per label)")
+		qtype    = fs.String("qtype", "A", "query type when the corpus has none")
+		step     = fs.Duration("step", 20*time.Millisecond, "synthetic time between queries")
+		alert    = fs.Int("alert", 0, "alert threshold (default: the engine's)")
+		block    = fs.Int("block", 0, "block threshold (default: the engine's)")
+		sticky   = fs.Duration("sticky", 0, "sticky verdict duration (default: the engine's)")
+		disable  = fs.String("disable", "", "comma-separated detectors to turn off: tunnel, dga, newly_seen")
+		verbose  = fs.Bool("v", false, "list every blocked domain and the first block of each group with its reasons")
+		rcodeArg = rcodeFlags{"dga": dns.RcodeNameError}
+	)
+	fs.Var(&rcodeArg, "rcode", "upstream rcode for a label, LABEL=RCODE (repeatable; default dga=NXDOMAIN, others NOERROR)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errors.New("no corpus file given")
+	}
+	qt, ok := dns.StringToType[strings.ToUpper(*qtype)]
+	if !ok {
+		return fmt.Errorf("unknown query type %q", *qtype)
+	}
+	cfg := score.Config{Alert: *alert, Block: *block, Sticky: *sticky}
+	for _, d := range strings.Split(*disable, ",") {
+		switch strings.TrimSpace(d) {
+		case "":
+		case score.DetTunnel:
+			cfg.NoTunnel = true
+		case score.DetDGA:
+			cfg.NoDGA = true
+		case score.DetNewlySeen:
+			cfg.NoNewlySeen = true
+		default:
+			return fmt.Errorf("unknown detector %q", d)
+		}
+	}
+	switch *clients {
+	case "one", "group", "label":
+	default:
+		return fmt.Errorf("-clients must be one, group or label, not %q", *clients)
+	}
+	rp, err := score.NewReplay(cfg, *step)
+	if err != nil {
+		return err
+	}
+	addrs := map[string]netip.Addr{}
+	clientFor := func(ev *score.Event) netip.Addr {
+		key := ""
+		switch *clients {
+		case "group":
+			key = ev.Label + "/" + ev.Group
+		case "label":
+			key = ev.Label
+		}
+		a, ok := addrs[key]
+		if !ok {
+			n := len(addrs) + 1
+			a = netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})
+			addrs[key] = a
+		}
+		return a
+	}
+	firsts := map[[2]string]string{}
+	for _, path := range fs.Args() {
+		err := readCorpus(path, *format, *label, *attack, *group, qt, func(ev evalEvent) {
+			if !ev.Client.IsValid() {
+				ev.Client = clientFor(&ev.Event)
+			}
+			if !ev.rcodeSet {
+				ev.Rcode = rcodeArg[ev.Label]
+			}
+			res := rp.Run(ev.Event)
+			k := [2]string{ev.Label, ev.Group}
+			if *verbose && res.Action == score.Block && !res.Sticky {
+				if _, ok := firsts[k]; !ok {
+					firsts[k] = fmt.Sprintf("%s score %d %v", ev.Name, res.Score, res.Reasons())
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	printEval(os.Stdout, rp, *verbose, firsts)
+	return nil
+}
+
+// benignLabel reports whether a label names benign traffic, whose alerts
+// are false positives.
+func benignLabel(l string) bool {
+	switch strings.ToLower(l) {
+	case "benign", "legit", "plain", "0", "normal":
+		return true
+	}
+	return false
+}
+
+func printEval(out io.Writer, rp *score.Replay, verbose bool, firsts map[[2]string]string) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "label\tgroup\tqueries\tscored\talerts\talert rate\tblocks\tblock rate\tfirst block\tblocked after\tdomains blocked\tmeaning\t")
+	row := func(g *score.GroupStats, group string) {
+		first := "-"
+		if g.FirstBlock > 0 {
+			first = strconv.Itoa(g.FirstBlock)
+		}
+		after := "-"
+		if g.After > 0 {
+			after = fmt.Sprintf("%.2f%%", 100*g.AfterRate())
+		}
+		meaning := "detection rate"
+		if benignLabel(g.Label) {
+			meaning = "false-positive rate"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.3f%%\t%d\t%.3f%%\t%s\t%s\t%d\t%s\t\n",
+			g.Label, group, g.Queries, g.Scored, g.Alerts, 100*g.AlertRate(), g.Blocks, 100*g.BlockRate(),
+			first, after, len(g.Blocked), meaning)
+	}
+	for _, g := range rp.Labels() {
+		row(g, "(all)")
+	}
+	for _, g := range rp.Groups() {
+		row(g, g.Group)
+	}
+	tw.Flush()
+	if !verbose {
+		return
+	}
+	for _, g := range rp.Groups() {
+		if f, ok := firsts[[2]string{g.Label, g.Group}]; ok {
+			fmt.Fprintf(out, "first block %s/%s: %s\n", g.Label, g.Group, f)
+		}
+		if len(g.Blocked) > 0 {
+			var ds []string
+			for d := range g.Blocked {
+				ds = append(ds, d)
+			}
+			sort.Strings(ds)
+			fmt.Fprintf(out, "blocked %s/%s: %s\n", g.Label, g.Group, strings.Join(ds, " "))
+		}
+	}
+}
+
+// rcodeFlags maps a label to the upstream rcode its queries get.
+type rcodeFlags map[string]int
+
+func (r rcodeFlags) String() string {
+	var parts []string
+	for l, c := range r {
+		parts = append(parts, l+"="+dns.RcodeToString[c])
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+func (r rcodeFlags) Set(v string) error {
+	l, c, ok := strings.Cut(v, "=")
+	if !ok || l == "" {
+		return fmt.Errorf("want LABEL=RCODE, got %q", v)
+	}
+	code, err := parseRcode(c)
+	if err != nil {
+		return err
+	}
+	r[l] = code
+	return nil
+}
+
+func parseRcode(s string) (int, error) {
+	if code, ok := dns.StringToRcode[strings.ToUpper(s)]; ok {
+		return code, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 4095 {
+		return 0, fmt.Errorf("unknown rcode %q", s)
+	}
+	return n, nil
+}
+
+// readCorpus reads one corpus file and calls emit for each query in order.
+func readCorpus(path, format, label, attack, group string, qtype uint16, emit func(evalEvent)) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	fileGroup := group
+	if fileGroup == "" {
+		fileGroup = groupFromFile(path)
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	lineNo := 0
+	for sc.Scan() {
+		lineNo++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if format == "auto" {
+			format = detectFormat(line)
+		}
+		ev := evalEvent{Event: score.Event{Type: qtype, Group: fileGroup}}
+		switch format {
+		case "lines":
+			ev.Name, ev.Label = line, label
+		case "netrack":
+			if lineNo == 1 && strings.HasPrefix(line, "label,") {
+				continue
+			}
+			l, name, ok := strings.Cut(line, ",")
+			if !ok {
+				return fmt.Errorf("%s:%d: want label,qname", path, lineNo)
+			}
+			ev.Name, ev.Label = name, label
+			if l == "1" {
+				ev.Label = attack
+			}
+		case "dga":
+			parts := strings.SplitN(line, ",", 3)
+			if len(parts) != 3 {
+				return fmt.Errorf("%s:%d: want class,family,domain", path, lineNo)
+			}
+			ev.Label, ev.Name = parts[0], parts[2]
+			if group == "" {
+				ev.Group = parts[1]
+			}
+		case "csv":
+			parts := strings.Split(line, ",")
+			if len(parts) < 3 || len(parts) > 6 {
+				return fmt.Errorf("%s:%d: want label,group,name[,qtype[,rcode[,client]]]", path, lineNo)
+			}
+			ev.Label, ev.Group, ev.Name = parts[0], parts[1], parts[2]
+			if len(parts) > 3 && parts[3] != "" {
+				t, ok := dns.StringToType[strings.ToUpper(parts[3])]
+				if !ok {
+					return fmt.Errorf("%s:%d: unknown query type %q", path, lineNo, parts[3])
+				}
+				ev.Type = t
+			}
+			if len(parts) > 4 && parts[4] != "" {
+				c, err := parseRcode(parts[4])
+				if err != nil {
+					return fmt.Errorf("%s:%d: %v", path, lineNo, err)
+				}
+				ev.Rcode, ev.rcodeSet = c, true
+			}
+			if len(parts) > 5 && parts[5] != "" {
+				a, err := netip.ParseAddr(parts[5])
+				if err != nil {
+					return fmt.Errorf("%s:%d: %v", path, lineNo, err)
+				}
+				ev.Client = a
+			}
+		default:
+			return fmt.Errorf("unknown format %q", format)
+		}
+		ev.Name = dns.Fqdn(ev.Name)
+		emit(ev)
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// detectFormat guesses a file's format from its first line.
+func detectFormat(line string) string {
+	if strings.HasPrefix(line, "label,qname") {
+		return "netrack"
+	}
+	parts := strings.Split(line, ",")
+	switch {
+	case len(parts) == 1:
+		return "lines"
+	case len(parts) == 3 && (parts[0] == "dga" || parts[0] == "legit"):
+		return "dga"
+	case len(parts) == 2:
+		return "netrack"
+	}
+	return "csv"
+}
+
+// groupFromFile names a group after a corpus file: the tool of a
+// tunnel_qnames_TOOL_* file, else the file name without extensions.
+func groupFromFile(path string) string {
+	base := filepath.Base(path)
+	for _, ext := range []string{".gz", ".csv", ".txt"} {
+		base = strings.TrimSuffix(base, ext)
+	}
+	if rest, ok := strings.CutPrefix(base, "tunnel_qnames_"); ok {
+		if i := strings.IndexByte(rest, '_'); i > 0 {
+			return rest[:i]
+		}
+		return rest
+	}
+	return base
 }
