@@ -1,0 +1,266 @@
+package test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coredns/caddy"
+	"github.com/miekg/dns"
+)
+
+// detectRecord is the part of a detection's audit record the tests read.
+type detectRecord struct {
+	Event struct {
+		Action string `json:"action"`
+	} `json:"event"`
+	Client struct {
+		IP string `json:"ip"`
+	} `json:"client"`
+	DNS struct {
+		Question struct {
+			Name string `json:"name"`
+		} `json:"question"`
+	} `json:"dns"`
+	Rule struct {
+		Name    string `json:"name"`
+		Ruleset string `json:"ruleset"`
+	} `json:"rule"`
+	Shield struct {
+		Score   int      `json:"score"`
+		Reasons []string `json:"reasons"`
+		Domain  string   `json:"registered_domain"`
+		Mode    string   `json:"mode"`
+	} `json:"shield"`
+}
+
+func readDetections(t testing.TB, path string) []detectRecord {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []detectRecord
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var r detectRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("audit line %q: %v", sc.Text(), err)
+		}
+		if r.Rule.Ruleset == "detect" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// askDetectFrom sends a query from a chosen loopback source address.
+func askDetectFrom(t testing.TB, src, addr, name string, qtype uint16) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	m.SetEdns0(1232, false)
+	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second,
+		Dialer: &net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}}}
+	r, _, err := c.Exchange(m, addr)
+	if err != nil {
+		t.Fatalf("query %s from %s: %v", name, src, err)
+	}
+	return r
+}
+
+// tunnelName is a dns2tcp-style data query: base64 with '+' under zone.
+func tunnelName(rng *rand.Rand, i int, zone string) string {
+	const alpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+"
+	b := make([]byte, 40)
+	for j := range b {
+		b[j] = alpha[rng.IntN(len(alpha))]
+	}
+	return fmt.Sprintf("q+%s%d.%s.", b, i, zone)
+}
+
+// detectBlocked reports whether r is a detection's block answer.
+func detectBlocked(t testing.TB, r *dns.Msg) bool {
+	t.Helper()
+	if forwarded(r) {
+		return false
+	}
+	e, ok := ede(r)
+	if r.Rcode != dns.RcodeNameError || !ok || e.InfoCode != dns.ExtendedErrorCodeFiltered {
+		t.Fatalf("neither forwarded nor a detection block: %v", r)
+	}
+	if !strings.HasPrefix(e.ExtraText, "detected ") {
+		t.Fatalf("EDE text %q names no detection", e.ExtraText)
+	}
+	return true
+}
+
+// TestDetectTunnelSession drives a tunnel-like session over the wire
+// through CoreDNS with detection on by default: the domain is blocked
+// within 50 queries, with EDE 17 and an SOA for the registered domain;
+// the verdict is sticky for other clients; benign names still resolve;
+// the audit record and the metrics name the detection.
+func TestDetectTunnelSession(t *testing.T) {
+	up := startUpstream(t)
+	dir := t.TempDir()
+	list := writeFile(t, dir, "list.txt", "evil.test\n")
+	auditPath := filepath.Join(dir, "audit.json")
+	metricsAddr := freePort(t)
+	r := startCoreDNS(t, shieldCorefile(up, "prometheus "+metricsAddr, "blocklist malware "+list+"\naudit "+auditPath))
+
+	rng := rand.New(rand.NewPCG(7, 8))
+	first := 0
+	for i := 1; i <= 50; i++ {
+		if detectBlocked(t, ask(t, "udp", r.udp, tunnelName(rng, i, "tun.example.net"), dns.TypeTXT)) {
+			first = i
+			break
+		}
+	}
+	if first == 0 {
+		t.Fatal("tunnel not blocked within 50 queries")
+	}
+	t.Logf("tunnel blocked at query %d", first)
+	// Every later query under the registered domain is blocked, from any
+	// client, any name.
+	blocked := 0
+	for i := 0; i < 20; i++ {
+		if detectBlocked(t, ask(t, "udp", r.udp, tunnelName(rng, 100+i, "tun.example.net"), dns.TypeTXT)) {
+			blocked++
+		}
+	}
+	if blocked != 20 {
+		t.Errorf("%d of 20 later tunnel queries blocked", blocked)
+	}
+	m := askDetectFrom(t, "127.0.0.3", r.udp, "www.example.net.", dns.TypeA)
+	if !detectBlocked(t, m) {
+		t.Fatal("another client's query under the blocked domain was forwarded")
+	}
+	if len(m.Ns) != 1 || m.Ns[0].Header().Name != "example.net." {
+		t.Errorf("block answer authority %v, want the SOA of example.net.", m.Ns)
+	}
+	for _, n := range []string{"www.example.com.", "mail.example.org.", "evil.test."} {
+		a := ask(t, "udp", r.udp, n, dns.TypeA)
+		if n == "evil.test." {
+			if forwarded(a) {
+				t.Error("list block lost")
+			}
+			continue
+		}
+		if !forwarded(a) {
+			t.Errorf("%s not forwarded: %v", n, a)
+		}
+	}
+
+	var recs []detectRecord
+	eventually(t, 5*time.Second, "a detection block in the audit log", func() bool {
+		recs = readDetections(t, auditPath)
+		for _, rec := range recs {
+			if rec.Event.Action == "block" && rec.Client.IP == "127.0.0.3" {
+				return true
+			}
+		}
+		return false
+	})
+	var firstRec *detectRecord
+	for i := range recs {
+		if recs[i].Event.Action == "block" {
+			firstRec = &recs[i]
+			break
+		}
+	}
+	if firstRec.Shield.Domain != "example.net" || firstRec.Shield.Score < 60 || len(firstRec.Shield.Reasons) == 0 ||
+		firstRec.Rule.Name != "tunnel" || firstRec.Shield.Mode != "enforce" {
+		t.Errorf("first block record: %+v", *firstRec)
+	}
+	t.Logf("first block record: %+v", *firstRec)
+	if v := metricValue(t, metricsAddr, "coredns_shield_detections_total", map[string]string{"detector": "tunnel", "action": "block"}); v < 21 {
+		t.Errorf("detections_total{tunnel,block} = %v, want >= 21", v)
+	}
+	eventually(t, 10*time.Second, "table metrics", func() bool {
+		return metricValue(t, metricsAddr, "coredns_shield_detect_table_entries", map[string]string{"table": "verdicts"}) >= 1 &&
+			metricValue(t, metricsAddr, "coredns_shield_detect_table_capacity", map[string]string{"table": "domains"}) >= 131072
+	})
+}
+
+// TestDetectMonitor: in monitor mode the same session is never blocked,
+// and the would-be blocks are recorded as monitor events.
+func TestDetectMonitor(t *testing.T) {
+	up := startUpstream(t)
+	dir := t.TempDir()
+	list := writeFile(t, dir, "list.txt", "evil.test\n")
+	auditPath := filepath.Join(dir, "audit.json")
+	r := startCoreDNS(t, shieldCorefile(up, "", "blocklist malware "+list+"\nmode monitor\naudit "+auditPath))
+	rng := rand.New(rand.NewPCG(9, 10))
+	for i := 1; i <= 60; i++ {
+		if m := ask(t, "udp", r.udp, tunnelName(rng, i, "tun.example.net"), dns.TypeTXT); !forwarded(m) {
+			t.Fatalf("monitor mode blocked query %d: %v", i, m)
+		}
+	}
+	eventually(t, 5*time.Second, "monitor records", func() bool {
+		for _, rec := range readDetections(t, auditPath) {
+			if rec.Event.Action == "monitor" && rec.Shield.Domain == "example.net" && rec.Shield.Mode == "monitor" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestDetectOff: "detect off" scores nothing.
+func TestDetectOff(t *testing.T) {
+	up := startUpstream(t)
+	dir := t.TempDir()
+	list := writeFile(t, dir, "list.txt", "evil.test\n")
+	r := startCoreDNS(t, shieldCorefile(up, "", "blocklist malware "+list+"\ndetect off\naudit off"))
+	rng := rand.New(rand.NewPCG(11, 12))
+	for i := 1; i <= 60; i++ {
+		if m := ask(t, "udp", r.udp, tunnelName(rng, i, "tun.example.net"), dns.TypeTXT); !forwarded(m) {
+			t.Fatalf("detect off, but query %d was not forwarded: %v", i, m)
+		}
+	}
+}
+
+// TestDetectOptions: the detection options are accepted, and tuned
+// thresholds change the outcome.
+func TestDetectOptions(t *testing.T) {
+	up := startUpstream(t)
+	dir := t.TempDir()
+	list := writeFile(t, dir, "list.txt", "evil.test\n")
+	r := startCoreDNS(t, shieldCorefile(up, "", "blocklist malware "+list+"\naudit off\n"+
+		"detect_threshold 90 100\ndetect_window 5m 12h\ndetect_sticky 1h\ndetect_tables 4096 1024 512\n"+
+		"detect_disable newly_seen\ndetect_exempt example.org\ndetect_exempt_defaults on"))
+	rng := rand.New(rand.NewPCG(13, 14))
+	for i := 1; i <= 60; i++ {
+		if m := ask(t, "udp", r.udp, tunnelName(rng, i, "tun.example.org"), dns.TypeTXT); !forwarded(m) {
+			t.Fatalf("exempt domain blocked at query %d", i)
+		}
+	}
+	for _, bad := range []string{"detect_threshold 70 60", "detect_window 1h 1m", "detect_disable magic", "detect maybe", "detect_tables 1 2 3", "detect_exempt a..b"} {
+		cf := shieldCorefile(up, "", "blocklist malware "+list+"\naudit off\n"+bad)
+		if inst, err := startCoreDNSErr(cf); err == nil {
+			inst.ShutdownCallbacks()
+			inst.Stop()
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// startCoreDNSErr tries to start CoreDNS and returns the error.
+func startCoreDNSErr(corefile string) (*caddy.Instance, error) {
+	startMu.Lock()
+	defer startMu.Unlock()
+	caddy.Quiet = true
+	return caddy.Start(corefileInput(corefile))
+}
