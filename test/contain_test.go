@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -95,6 +96,8 @@ type containEnv struct {
 	audit   string
 	state   string
 	stop    func()
+	inst    *caddy.Instance
+	file    string // the Corefile
 }
 
 // startContain starts CoreDNS with a c2 blocklist, an edr walled garden,
@@ -111,22 +114,39 @@ func startContain(t *testing.T, env *containEnv, body string) *containEnv {
 		writeFile(t, env.dir, "edr.txt", "edr.test\npatch.example\n")
 		writeFile(t, env.dir, "tokens", "# operators\nops:"+apiToken+"\n")
 	}
-	// The prometheus plugin starts a listener once per address and
-	// process, so every start gets a fresh metrics port.
-	env.metrics = freePort(t)
-	d := env.dir
-	corefile := shieldCorefile(env.up, "prometheus "+env.metrics, fmt.Sprintf(
-		"blocklist c2 %s\nwalled_garden edr %s\napi %s\napi_tokens %s\naudit %s\n%s",
-		filepath.Join(d, "c2.txt"), filepath.Join(d, "edr.txt"), env.api, filepath.Join(d, "tokens"), env.audit, body))
-	startMu.Lock()
-	caddy.Quiet, dnsserver.Quiet = true, true
-	inst, err := caddy.Start(corefileInput(corefile))
-	startMu.Unlock()
-	if err != nil {
+	var (
+		inst     *caddy.Instance
+		corefile string
+		err      error
+	)
+	for attempt := 0; ; attempt++ {
+		// The prometheus plugin starts a listener once per address and
+		// process, so every start gets a fresh metrics port.
+		env.metrics = freePort(t)
+		d := env.dir
+		corefile = shieldCorefile(env.up, "prometheus "+env.metrics, fmt.Sprintf(
+			"blocklist c2 %s\nwalled_garden edr %s\napi %s\napi_tokens %s\naudit %s\n%s",
+			filepath.Join(d, "c2.txt"), filepath.Join(d, "edr.txt"), env.api, filepath.Join(d, "tokens"), env.audit, body))
+		startMu.Lock()
+		caddy.Quiet, dnsserver.Quiet = true, true
+		inst, err = caddy.Start(corefileInput(corefile))
+		startMu.Unlock()
+		if err == nil {
+			break
+		}
+		// freePort races with other sockets (client connections of
+		// earlier tests take ephemeral ports too): try other ports.
+		if attempt < 3 && strings.Contains(err.Error(), "address already in use") {
+			if strings.Contains(err.Error(), env.api) {
+				env.api = freePort(t)
+			}
+			continue
+		}
 		t.Fatalf("starting CoreDNS: %v\n%s", err, corefile)
 	}
+	env.inst, env.file = inst, corefile
 	var once sync.Once
-	env.stop = func() { once.Do(func() { inst.ShutdownCallbacks(); inst.Stop() }) }
+	env.stop = func() { once.Do(func() { env.inst.ShutdownCallbacks(); env.inst.Stop() }) }
 	t.Cleanup(env.stop)
 	env.udp = inst.Servers()[0].LocalAddr().String()
 	return env
@@ -639,4 +659,74 @@ func TestAPIConcurrentWithQueries(t *testing.T) {
 	if m := askFrom(t, "127.0.0.20", env.udp, "final.example.test.", dns.TypeA); !forwarded(m) {
 		t.Errorf("released client after the load: %v", m)
 	}
+}
+
+// TestContainCorefileReload reloads the Corefile as the reload plugin
+// does: the new configuration starts before the old one stops. The API
+// must keep its port and answer for the new configuration, and the
+// quarantine and block must carry over, here without a state file.
+func TestContainCorefileReload(t *testing.T) {
+	env := startContain(t, nil, "")
+	mustCall(t, env.api, "POST", "/v1/quarantine", `{"client":"`+quarantinedIP+`","reason":"across reload"}`, 201)
+	mustCall(t, env.api, "POST", "/v1/blocks", `{"name":"reload.test","reason":"across reload"}`, 201)
+	startMu.Lock()
+	inst, err := env.inst.Restart(corefileInput(env.file))
+	startMu.Unlock()
+	if err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	env.inst = inst
+	env.udp = inst.Servers()[0].LocalAddr().String()
+	if m := askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Errorf("quarantine lost in the reload: %v", m)
+	}
+	if m := askFrom(t, "127.0.0.1", env.udp, "reload.test.", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Errorf("emergency block lost in the reload: %v", m)
+	}
+	// The API still listens, and changes reach the new configuration.
+	mustCall(t, env.api, "DELETE", "/v1/quarantine/"+quarantinedIP, "", 200)
+	if m := askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA); !forwarded(m) {
+		t.Errorf("release after the reload did not reach the server: %v", m)
+	}
+}
+
+// TestEscalationByDetector quarantines a client after three blocks by the
+// tunnel detector (detection is on by default).
+func TestEscalationByDetector(t *testing.T) {
+	const rule = "escalate tunnel 3 1m 1h"
+	env := startContain(t, nil, "quarantine_action sinkhole "+sinkholeIP+"\n"+rule)
+	src := "127.0.0.11"
+	rng := rand.New(rand.NewPCG(11, 12))
+	const alpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+"
+	blocks, quarantined := 0, false
+	for i := 0; i < 80 && !quarantined; i++ {
+		b := make([]byte, 40)
+		for j := range b {
+			b[j] = alpha[rng.IntN(len(alpha))]
+		}
+		m := askFrom(t, src, env.udp, fmt.Sprintf("q+%s%d.tun.example.net.", b, i), dns.TypeTXT)
+		if e, ok := ede(m); ok {
+			switch {
+			case strings.Contains(e.ExtraText, "quarantined"):
+				quarantined = true
+			case e.InfoCode == dns.ExtendedErrorCodeFiltered:
+				blocks++
+			}
+		}
+	}
+	if !quarantined || blocks != 3 {
+		t.Fatalf("after %d detector blocks, quarantined %v; want quarantine after exactly 3", blocks, quarantined)
+	}
+	if m := askFrom(t, src, env.udp, "www.example.test.", dns.TypeA); !sinkholed(m) {
+		t.Errorf("not quarantined: %v", m)
+	}
+	if m := askFrom(t, src, env.udp, "edr.test.", dns.TypeA); !forwarded(m) {
+		t.Errorf("walled garden: %v", m)
+	}
+	eventually(t, 3*time.Second, "a quarantine record naming the tunnel evidence", func() bool {
+		return len(findAudit(readContainAudit(t, env.audit), "quarantine", func(l containLine) bool {
+			return l.Client.IP == src && l.Shield.Actor == "policy:"+rule && len(l.Shield.Evidence) == 3 &&
+				strings.Contains(l.Shield.Evidence[0], "(tunnel")
+		})) == 1
+	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/dnsshield/shield/plugin/shield/audit"
 	"github.com/dnsshield/shield/plugin/shield/blocklist"
 	"github.com/dnsshield/shield/plugin/shield/contain"
+	"github.com/dnsshield/shield/plugin/shield/score"
 	"github.com/miekg/dns"
 )
 
@@ -261,7 +262,7 @@ func (s *Shield) finishContain(c *caddy.Controller) error {
 
 // detectorKinds are the detector verdict names escalate rules may use
 // besides list names.
-var detectorKinds = []string{"tunnel", "dga", "nod", "newly_seen", "rebinding", "score", "sticky", "c2"}
+var detectorKinds = []string{score.DetTunnel, score.DetDGA, score.DetNewlySeen}
 
 // containLists returns the walled-garden lists, for the list watcher.
 func (s *Shield) containLists() []*blocklist.List {
@@ -584,8 +585,9 @@ var apiServers = struct {
 }{m: map[string]*apiServer{}}
 
 type apiServer struct {
-	srv  *api.Server
-	refs int
+	srv   *api.Server
+	refs  int
+	owner *Shield // the configuration the handler serves
 }
 
 func (s *Shield) startAPI() error {
@@ -597,8 +599,18 @@ func (s *Shield) startAPI() error {
 	apiServers.Lock()
 	defer apiServers.Unlock()
 	if a, ok := apiServers.m[cc.apiAddr]; ok {
+		// A Corefile reload: take over the server, and the quarantines and
+		// blocks of the configuration it served (with or without a state
+		// file), so a reload does not release anyone.
+		if old := a.owner; old != nil && old.contain != nil && old.contain.store != nil {
+			now := time.Now()
+			if n, _ := cc.store.Restore(old.contain.store.Snapshot(now), now); n > 0 {
+				log.Infof("carried %d quarantines and emergency blocks over the reload", n)
+			}
+		}
 		a.srv.SetHandler(h)
 		a.refs++
+		a.owner = s
 		cc.api = cc.apiAddr
 		return nil
 	}
@@ -609,7 +621,7 @@ func (s *Shield) startAPI() error {
 	if !api.IsLoopback(cc.apiAddr) {
 		log.Warningf("management API listens on %s, which is not loopback; it has no TLS, put it behind a TLS proxy", cc.apiAddr)
 	}
-	apiServers.m[cc.apiAddr] = &apiServer{srv: srv, refs: 1}
+	apiServers.m[cc.apiAddr] = &apiServer{srv: srv, refs: 1, owner: s}
 	cc.api = cc.apiAddr
 	return nil
 }
@@ -625,6 +637,9 @@ func (s *Shield) stopAPI() {
 	cc.api = ""
 	if a == nil {
 		return
+	}
+	if a.owner == s {
+		a.owner = nil
 	}
 	if a.refs--; a.refs <= 0 {
 		delete(apiServers.m, cc.apiAddr)

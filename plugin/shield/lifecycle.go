@@ -51,7 +51,11 @@ func (s *Shield) start() error {
 	if err := s.watcher.Start(); err != nil {
 		log.Warningf("file events unavailable, polling lists every %s: %v", s.poll, err)
 	}
-	return s.startContain()
+	if err := s.startContain(); err != nil {
+		s.stop() // a failed start must not leave the watcher or the writer running
+		return err
+	}
+	return nil
 }
 
 // stop runs in OnShutdown, which CoreDNS also calls on every Corefile
