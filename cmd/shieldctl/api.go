@@ -49,8 +49,11 @@ func runAPI(cmd string, args []string) (ok bool, err error) {
 
 func runAPIWith(cmd string, args []string, out io.Writer, getenv func(string) string) error {
 	sub := ""
-	if cmd == "quarantine" && len(args) > 0 && (args[0] == "list" || args[0] == "add") {
-		sub, args = args[0], args[1:]
+	if cmd == "quarantine" {
+		sub = "list"
+		if len(args) > 0 && (args[0] == "list" || args[0] == "add") {
+			sub, args = args[0], args[1:]
+		}
 	}
 	fs := flag.NewFlagSet("shieldctl "+cmd, flag.ContinueOnError)
 	fs.SetOutput(os.Stderr)
@@ -62,7 +65,7 @@ func runAPIWith(cmd string, args []string, out io.Writer, getenv func(string) st
 	switch {
 	case cmd == "explain":
 		client = fs.String("client", "", "client address to explain the query for")
-	case cmd == "quarantine" && sub == "add", cmd == "block":
+	case cmd == "quarantine", cmd == "block":
 		ttl = fs.String("ttl", "", "how long, e.g. 30m or 2h (default: the server's)")
 		reason = fs.String("reason", "", "why (required)")
 	case cmd == "audit":
@@ -76,6 +79,15 @@ func runAPIWith(cmd string, args []string, out io.Writer, getenv func(string) st
 		return err
 	}
 	pos := fs.Args()
+	// "quarantine -api ADDR add -reason R CLIENT": the word after the
+	// common flags picks the subcommand, and its own flags follow it.
+	if cmd == "quarantine" && len(pos) > 0 && (pos[0] == "add" || pos[0] == "list") {
+		sub = pos[0]
+		if err := fs.Parse(pos[1:]); err != nil {
+			return err
+		}
+		pos = fs.Args()
+	}
 	tok, err := readToken(*tokenFile, getenv)
 	if err != nil {
 		return err
@@ -105,7 +117,7 @@ func runAPIWith(cmd string, args []string, out io.Writer, getenv func(string) st
 		}
 		return c.do("GET", "/v1/explain?"+q.Encode(), nil)
 	case "quarantine":
-		if sub != "add" {
+		if sub == "list" {
 			if len(pos) != 0 {
 				return errors.New("quarantine list takes no arguments; to add: quarantine add -reason R CLIENT")
 			}

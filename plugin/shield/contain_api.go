@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/dnsshield/shield/plugin/shield/api"
@@ -20,13 +21,14 @@ var _ api.Backend = backend{}
 
 // apiErr maps a contain error to the API's.
 func apiErr(err error) error {
+	msg := err.Error()
 	switch {
 	case errors.Is(err, contain.ErrInvalid):
-		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+		return fmt.Errorf("%w: %s", api.ErrBadRequest, msg)
 	case errors.Is(err, contain.ErrNotFound):
-		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
+		return fmt.Errorf("%w: %s", api.ErrNotFound, strings.TrimPrefix(msg, contain.ErrNotFound.Error()+": "))
 	case errors.Is(err, contain.ErrFull):
-		return fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+		return fmt.Errorf("%w: %s", api.ErrUnavailable, strings.TrimPrefix(msg, contain.ErrFull.Error()+": "))
 	}
 	return err
 }
