@@ -723,6 +723,10 @@ func TestEscalationByDetector(t *testing.T) {
 	if m := askFrom(t, src, env.udp, "edr.test.", dns.TypeA); !forwarded(m) {
 		t.Errorf("walled garden: %v", m)
 	}
+	// Explain reports the detector's sticky verdict for another client.
+	if resp := mustCall(t, env.api, "GET", "/v1/explain?name=x.tun.example.net&client=127.0.0.1", "", 200); !strings.Contains(resp, `"verdict": "block"`) || !strings.Contains(resp, `"sticky": true`) {
+		t.Errorf("explain after the detection: %s", resp)
+	}
 	eventually(t, 3*time.Second, "a quarantine record naming the tunnel evidence", func() bool {
 		return len(findAudit(readContainAudit(t, env.audit), "quarantine", func(l containLine) bool {
 			return l.Client.IP == src && l.Shield.Actor == "policy:"+rule && len(l.Shield.Evidence) == 3 &&

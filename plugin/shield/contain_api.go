@@ -12,6 +12,7 @@ import (
 	"github.com/dnsshield/shield/plugin/shield/audit"
 	"github.com/dnsshield/shield/plugin/shield/blocklist"
 	"github.com/dnsshield/shield/plugin/shield/contain"
+	"github.com/dnsshield/shield/plugin/shield/score"
 )
 
 // backend implements api.Backend for a Shield.
@@ -135,14 +136,30 @@ func (b backend) Explain(name string, client netip.Addr) (api.Explanation, error
 		e.Why = append(e.Why, "blocked by list "+l.Name())
 		return e, nil
 	}
-	score, reasons, sticky := s.explainDetect(n+".", client)
-	e.Score, e.Reasons, e.Sticky = score, reasons, sticky
+	sc, reasons, sticky := s.explainDetect(n+".", client)
+	e.Score, e.Reasons, e.Sticky = sc, reasons, sticky
+	alert, block := score.DefaultAlert, score.DefaultBlock
+	if d := s.detect; d != nil {
+		if d.cfg.Alert > 0 {
+			alert = d.cfg.Alert
+		}
+		if d.cfg.Block > 0 {
+			block = d.cfg.Block
+		}
+	}
 	e.Verdict = "pass"
-	if sticky {
+	switch {
+	case sticky:
 		e.Verdict = enforce("block")
 		e.Why = append(e.Why, "sticky detector verdict")
-	} else if score > 0 {
-		e.Why = append(e.Why, fmt.Sprintf("detectors score %d", score))
+	case sc >= block:
+		e.Verdict = enforce("block")
+		e.Why = append(e.Why, fmt.Sprintf("detector score %d reaches the block threshold %d", sc, block))
+	case sc >= alert:
+		e.Verdict = "alert"
+		e.Why = append(e.Why, fmt.Sprintf("detector score %d reaches the alert threshold %d", sc, alert))
+	case sc > 0:
+		e.Why = append(e.Why, fmt.Sprintf("detector score %d, below the alert threshold %d", sc, alert))
 	}
 	return e, nil
 }
