@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -214,6 +215,9 @@ func (s *Shield) finishContain(c *caddy.Controller) error {
 			return c.Errf("api_tokens: %v", err)
 		}
 		cc.tokens = t
+		if fi, err := os.Stat(cc.tokensPath); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			log.Warningf("api_tokens %s is readable by others (mode %o); make it 0600", cc.tokensPath, fi.Mode().Perm())
+		}
 	}
 	for _, r := range cc.rules {
 		if r.TTL > cc.maxTTL {

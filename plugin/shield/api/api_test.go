@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -179,5 +180,30 @@ func TestListenAddr(t *testing.T) {
 	}
 	if !IsLoopback("127.0.0.1:1") || !IsLoopback("[::1]:1") || IsLoopback("0.0.0.0:1") || IsLoopback("10.0.0.1:1") {
 		t.Error("IsLoopback")
+	}
+}
+
+// TestNoH2C: an HTTP/2 prior-knowledge (h2c) preface gets an HTTP/1.1
+// error, not an HTTP/2 SETTINGS frame.
+func TestNoH2C(t *testing.T) {
+	ts, _ := ParseTokens(strings.NewReader("ops:" + tok))
+	srv, err := Listen("127.0.0.1:0", NewHandler(&fake{}, ts, Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := net.DialTimeout("tcp", srv.Addr().String(), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, _ := io.ReadAtLeast(c, buf, 8)
+	if got := string(buf[:n]); !strings.HasPrefix(got, "HTTP/1.1 ") {
+		t.Errorf("h2c preface answered with %q", got)
 	}
 }

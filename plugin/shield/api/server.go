@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -79,13 +78,10 @@ func Listen(addr string, h http.Handler) (*Server, error) {
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		Protocols:         &protos,
-		ErrorLog:          nil,
 	}
-	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = err // the listener failed; Close reports nothing more useful
-		}
-	}()
+	// Serve returns http.ErrServerClosed after Close, or the listener's
+	// error; either way the server is done and Close has nothing to add.
+	go s.srv.Serve(ln)
 	return s, nil
 }
 
