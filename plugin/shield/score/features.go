@@ -75,7 +75,10 @@ func lexical(raw string, prefixEnd int, f *Features) {
 	if prefixEnd > 0 && len(rest) > 0 {
 		rest = rest[1:] // the dot after the prefix
 	}
-	f.Labels = 1
+	hasRest := prefixEnd < n
+	if hasRest {
+		f.Labels = 1
+	}
 	for i := 0; i < len(rest); i++ {
 		c := rest[i]
 		if c == '\\' {
@@ -155,7 +158,10 @@ func lexical(raw string, prefixEnd int, f *Features) {
 			f.Class, f.ClassLen = class, labLen
 		}
 	}
-	f.Len += f.PrefixLen + f.PrefixLabels
+	f.Len += f.PrefixLen + f.PrefixLabels // each prefix label and its dot
+	if !hasRest {
+		f.Len-- // no dot after the last label
+	}
 	f.Labels += f.PrefixLabels
 	anyUpper, anyLower, anyDigit, any8b := all&fUpper != 0, all&fLower != 0, all&fDigit != 0, all&f8Bit != 0
 	if f.PrefixLen == 0 {
