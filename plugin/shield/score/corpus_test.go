@@ -264,3 +264,56 @@ func TestDGAFamilySuspect(t *testing.T) {
 		t.Errorf("%.1f%% of families blocked, want >= 90%%", 100*share)
 	}
 }
+
+// TestUmbrellaEncodedPrefixes measures what set the encoded-prefix tiers:
+// the most encoded prefixes (non-LDH bytes or a base32/base64 label) under
+// one non-exempt registered domain of the Umbrella top 100k, all names
+// counted, must stay below the first tier that blocks (encTier2).
+func TestUmbrellaEncodedPrefixes(t *testing.T) {
+	e := mustEngine(t, Config{})
+	counts := map[string]int{}
+	for _, n := range lines(t, "benign_umbrella_top100k_fqdn.txt.gz") {
+		r := e.Explain(Query{Name: n + ".", Type: 1})
+		if r.Exempt || r.domStart == 0 {
+			continue
+		}
+		var f Features
+		lexical(n, r.domStart-1, &f)
+		if f.NonLDH > 0 || f.Class == ClassBase64 || f.Class == ClassBase32 {
+			counts[r.Domain()]++
+		}
+	}
+	max, maxDomain, total := 0, "", 0
+	for d, c := range counts {
+		total += c
+		if c > max {
+			max, maxDomain = c, d
+		}
+	}
+	t.Logf("encoded prefixes: %d names under %d domains; most under one domain: %d (%s)", total, len(counts), max, maxDomain)
+	if max >= encTier2 {
+		t.Errorf("%s has %d encoded prefixes, at or above encTier2 = %d", maxDomain, max, encTier2)
+	}
+}
+
+// TestDGAQuantiles measures the DGA cost quantiles that dgaCost99 and
+// dgaCost999 hold: the costs of the distinct registered labels of 8 or
+// more characters of the Umbrella top 100k (the model's training set).
+func TestDGAQuantiles(t *testing.T) {
+	var costs []float64
+	for _, l := range registeredLabels(t) {
+		if c, ok := dgaCost([]byte(l)); ok {
+			costs = append(costs, float64(c))
+		}
+	}
+	sort.Float64s(costs)
+	n := len(costs)
+	q99, q999 := costs[n*99/100], costs[n*999/1000]
+	t.Logf("%d labels: 1%% at or above %.3f, 0.1%% at or above %.3f", n, q99, q999)
+	if d := q99 - dgaCost99; d > 0.05 || d < -0.05 {
+		t.Errorf("dgaCost99 = %.2f, measured %.3f", dgaCost99, q99)
+	}
+	if d := q999 - dgaCost999; d > 0.05 || d < -0.05 {
+		t.Errorf("dgaCost999 = %.2f, measured %.3f", dgaCost999, q999)
+	}
+}

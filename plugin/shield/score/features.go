@@ -25,6 +25,7 @@ type Features struct {
 	Class        uint8   // strongest encoding class of a long prefix label
 	ClassLen     int     // length of that label
 	Underscore   bool    // a label starts with '_'
+	Distinct     int     // distinct bytes among the first entropySample of the prefix
 }
 
 // nlog2n[i] = i*log2(i), for the entropy sum.
@@ -179,6 +180,7 @@ func lexical(raw string, prefixEnd int, f *Features) {
 			continue
 		}
 		counts[c] = 0
+		f.Distinct++
 		n8 += k
 		if k > 255 {
 			k = 255
