@@ -497,6 +497,37 @@ func TestContainPersistence(t *testing.T) {
 	})
 }
 
+// TestContainUnreadableState: a state file that cannot be read (here a
+// directory where the file should be) is not corrupt and may hold good
+// state; it is set aside, never overwritten.
+func TestContainUnreadableState(t *testing.T) {
+	env := startContain(t, nil, "state "+filepath.Join(t.TempDir(), "unused.json"))
+	env.stop()
+	if err := os.Mkdir(env.state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	keep := filepath.Join(env.state, "precious")
+	if err := os.WriteFile(keep, []byte("do not lose"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env = startContain(t, env, "state "+env.state)
+	aside, _ := filepath.Glob(env.state + ".unreadable-*")
+	if len(aside) != 1 {
+		t.Fatalf("unreadable state not set aside: %v", aside)
+	}
+	if data, err := os.ReadFile(filepath.Join(aside[0], "precious")); err != nil || string(data) != "do not lose" {
+		t.Fatalf("set-aside content lost: %q %v", data, err)
+	}
+	if v := metricValue(t, env.metrics, "coredns_shield_contain_errors_total", map[string]string{"kind": "load"}); v < 1 {
+		t.Errorf("load error not counted: %v", v)
+	}
+	mustCall(t, env.api, "POST", "/v1/blocks", `{"name":"after.test","reason":"r"}`, 201)
+	eventually(t, 3*time.Second, "a new state file", func() bool {
+		data, err := os.ReadFile(env.state)
+		return err == nil && strings.Contains(string(data), "after.test")
+	})
+}
+
 func TestAPIAuth(t *testing.T) {
 	env := startContain(t, nil, "")
 	before := metricValue(t, env.metrics, "coredns_shield_api_auth_failures_total", nil)

@@ -484,8 +484,16 @@ func (s *Shield) startContain() error {
 			containErrors.WithLabelValues("corrupt").Inc()
 			log.Errorf("%v; starting with no quarantines or emergency blocks", ce)
 		case err != nil:
+			// Unreadable but maybe intact (permissions, I/O error): never
+			// overwrite it. Set it aside if possible, else stop saving.
 			containErrors.WithLabelValues("load").Inc()
-			log.Errorf("state file %s: %v; starting with no quarantines or emergency blocks", cc.statePath, err)
+			aside := cc.statePath + ".unreadable-" + now.UTC().Format("20060102T150405Z")
+			if rerr := os.Rename(cc.statePath, aside); rerr == nil {
+				log.Errorf("state file %s: %v; set aside as %s, starting with no quarantines or emergency blocks", cc.statePath, err, aside)
+			} else {
+				log.Errorf("state file %s: %v; starting with no quarantines or emergency blocks and NOT saving state, so the file is kept as it is", cc.statePath, err)
+				cc.statePath = ""
+			}
 		}
 		if n, skipped := cc.store.Restore(st, now); n+skipped > 0 {
 			log.Infof("state file %s: restored %d quarantines and emergency blocks, skipped %d expired or invalid", cc.statePath, n, skipped)
