@@ -94,21 +94,27 @@ func lexical(raw string, prefixEnd int, f *Features) {
 	}
 	p := raw[:prefixEnd]
 
-	var counts [256]uint16
+	var counts [256]uint8 // at most entropySample each
 	sampled := 0
 	var all uint16 // OR of the flags of every prefix byte
 	for i := 0; i <= len(p); i++ {
 		var lab uint16 // OR of the flags of the label's bytes
-		labLen, digits, nonLDH := 0, 0, 0
+		start, extra, nonLDH := i, 0, 0
+	scan:
 		for ; i < len(p); i++ {
 			c := p[i]
 			fl := charFlags[c]
 			if fl&fSpecial != 0 {
+				// Rare bytes: '.', '_', '\\' and bytes outside LDH. The
+				// common path stays short.
 				if c == '.' {
-					break
+					break scan
 				}
-				if c == '_' && labLen == 0 {
+				if c == '_' && i == start {
 					f.Underscore = true
+				}
+				if fl&fNonLDH != 0 {
+					nonLDH++
 				}
 				if c == '\\' {
 					// An escaped byte, \DDD or \X: outside LDH either way.
@@ -119,27 +125,33 @@ func lexical(raw string, prefixEnd int, f *Features) {
 						c = p[i+1]
 					}
 					i += k
-					fl = charFlags[c]&^fSpecial | fNonLDH
-					c = '\\' // counted for entropy as one symbol
+					extra += k
+					fl = charFlags[c]&^(fSpecial|f8Bit|fB64Sym) | fNonLDH | fNotHex | fNotB32
 					if c == '=' || c == '+' || c == '/' {
 						fl |= fB64Sym
 					} else {
 						fl |= f8Bit
 					}
+					c = '\\' // counted for entropy as one symbol
+					nonLDH++
 				}
 			}
 			lab |= fl
-			digits += int(fl & fDigit)
-			nonLDH += int(fl>>fNonLDHShift) & 1
 			if sampled < entropySample {
 				counts[c]++
 				sampled++
 			}
-			labLen++
+		}
+		f.NonLDH += nonLDH
+		labLen := i - start - extra
+		digits := 0
+		if labLen >= minB32Label && lab&fNotB32 == 0 && lab&fDigit != 0 {
+			for _, c := range []byte(p[start:i]) {
+				digits += int(charFlags[c] & fDigit)
+			}
 		}
 		// End of a label.
 		all |= lab
-		f.NonLDH += nonLDH
 		f.PrefixLabels++
 		f.PrefixLen += labLen
 		if labLen > f.LongestLabel {
@@ -174,17 +186,12 @@ func lexical(raw string, prefixEnd int, f *Features) {
 	// counts as the one symbol '\\'.
 	n8 := 0
 	for i := 0; i < len(p) && n8 < sampled; i++ {
+		// Branch-free: a byte seen before has a cleared count and adds 0.
 		c := p[i]
-		k := int(counts[c])
-		if k == 0 || c == '.' {
-			continue
-		}
+		k := counts[c]
 		counts[c] = 0
-		f.Distinct++
-		n8 += k
-		if k > 255 {
-			k = 255
-		}
+		f.Distinct += int(b2u(k != 0))
+		n8 += int(k)
 		sum += nlog2n[k]
 	}
 	nf := float32(n8)
@@ -218,7 +225,7 @@ func lexical(raw string, prefixEnd int, f *Features) {
 
 // Byte classes, as bit flags in charFlags.
 const (
-	fDigit     uint16 = 1 << iota // 0-9 (must stay bit 0: counted by value)
+	fDigit     uint16 = 1 << iota // 0-9 (bit 0: counted by value)
 	fLower                        // a-z
 	fUpper                        // A-Z
 	fHexLetter                    // a-f, A-F
@@ -226,11 +233,9 @@ const (
 	fNotB32                       // 0, 1, 8, 9, '-' or '_'
 	fB64Sym                       // + / =
 	f8Bit                         // a byte outside ASCII LDH and + / =
-	fSpecial                      // '.', '\\' or '_': handled apart
+	fSpecial                      // '.', '\\', '_' and bytes outside LDH: handled apart
 	fNonLDH                       // outside letters, digits, '-', '_'
 )
-
-const fNonLDHShift = 9
 
 var charFlags [256]uint16
 
@@ -264,15 +269,26 @@ func init() {
 		case c == '.' || c == '\\':
 			fl = fSpecial
 		case c == '+' || c == '/' || c == '=':
-			fl = fB64Sym | fNonLDH | fNotHex | fNotB32
+			fl = fB64Sym | fNonLDH | fNotHex | fNotB32 | fSpecial
 		default:
-			fl = f8Bit | fNonLDH | fNotHex | fNotB32
+			fl = f8Bit | fNonLDH | fNotHex | fNotB32 | fSpecial
 		}
 		charFlags[c] = fl
 	}
-	if fNonLDH != 1<<fNonLDHShift {
-		panic("fNonLDHShift")
+}
+
+// nextDot returns the index of the next dot of p at or after i that is not
+// escaped, or len(p).
+func nextDot(p string, i int) int {
+	for ; i < len(p); i++ {
+		switch p[i] {
+		case '.':
+			return i
+		case '\\':
+			i += escapeLen(p, i)
+		}
 	}
+	return len(p)
 }
 
 func b2u(b bool) uint {
