@@ -94,8 +94,19 @@ func lexical(raw string, prefixEnd int, f *Features) {
 	}
 	p := raw[:prefixEnd]
 
-	var counts [256]uint8 // at most entropySample each
-	sampled := 0
+	// Entropy sample: the first entropySample bytes of the prefix,
+	// counted in a tight loop of their own; dots are taken out after.
+	// Escapes count by their presentation bytes.
+	var counts [256]uint8
+	sample := p
+	if len(sample) > entropySample {
+		sample = sample[:entropySample]
+	}
+	for i := 0; i < len(sample); i++ {
+		counts[sample[i]]++
+	}
+	sampled := len(sample) - int(counts['.'])
+	counts['.'] = 0
 	var all uint16 // OR of the flags of every prefix byte
 	for i := 0; i <= len(p); i++ {
 		var lab uint16 // OR of the flags of the label's bytes
@@ -132,15 +143,10 @@ func lexical(raw string, prefixEnd int, f *Features) {
 					} else {
 						fl |= f8Bit
 					}
-					c = '\\' // counted for entropy as one symbol
 					nonLDH++
 				}
 			}
 			lab |= fl
-			if sampled < entropySample {
-				counts[c]++
-				sampled++
-			}
 		}
 		f.NonLDH += nonLDH
 		labLen := i - start - extra
@@ -181,11 +187,10 @@ func lexical(raw string, prefixEnd int, f *Features) {
 		return
 	}
 	var sum float32
-	// Entropy: a second pass over the sampled bytes visits each distinct
-	// byte once (its count is cleared after use); every escaped byte
-	// counts as the one symbol '\\'.
+	// A second pass over the sample visits each distinct byte once (its
+	// count is cleared after use).
 	n8 := 0
-	for i := 0; i < len(p) && n8 < sampled; i++ {
+	for i := 0; i < len(sample) && n8 < sampled; i++ {
 		// Branch-free: a byte seen before has a cleared count and adds 0.
 		c := p[i]
 		k := counts[c]
