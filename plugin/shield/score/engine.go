@@ -1,6 +1,7 @@
 package score
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -192,11 +193,14 @@ type Engine struct {
 
 	suffixes *suffixMemo
 	exempt   map[string]struct{}
-	domains  *domainTable
-	clients  *clientTable
-	verdicts *verdictTable
-	names    *seenTable
-	seen     *bloom
+	// exemptLabels and exemptLen are the most labels and bytes of an
+	// exemption.
+	exemptLabels, exemptLen int
+	domains                 *domainTable
+	clients                 *clientTable
+	verdicts                *verdictTable
+	names                   *seenTable
+	seen                    *bloom
 }
 
 // New makes an engine. It allocates every table now; nothing grows later.
@@ -277,6 +281,14 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("invalid exemption %q", s)
 		}
 		e.exempt[s] = struct{}{}
+	}
+	for s := range e.exempt {
+		if n := strings.Count(s, ".") + 1; n > e.exemptLabels {
+			e.exemptLabels = n
+		}
+		if len(s) > e.exemptLen {
+			e.exemptLen = len(s)
+		}
 	}
 	return e, nil
 }
@@ -430,29 +442,26 @@ func (e *Engine) exempted(name []byte, qtype uint16) bool {
 	if len(name) > 0 && name[0] == '_' {
 		return true
 	}
-	for i := 0; i < len(name); i++ {
-		if name[i] != '.' {
-			continue
-		}
-		if i+1 < len(name) && name[i+1] == '_' {
-			return true
-		}
-	}
-	if len(e.exempt) == 0 {
-		return false
-	}
-	if _, ok := e.exempt[string(name)]; ok {
+	if bytes.Contains(name, underscoreLabel) {
 		return true
 	}
-	for i := 0; i < len(name); i++ {
-		if name[i] == '.' {
-			if _, ok := e.exempt[string(name[i+1:])]; ok {
-				return true
-			}
+	// Only suffixes of up to exemptLabels labels and exemptLen bytes can
+	// match an exemption.
+	labels := 0
+	stop := len(name) - e.exemptLen - 1
+	for i := len(name) - 1; i >= -1 && i >= stop && labels < e.exemptLabels; i-- {
+		if i >= 0 && name[i] != '.' {
+			continue
+		}
+		labels++
+		if _, ok := e.exempt[string(name[i+1:])]; ok {
+			return true
 		}
 	}
 	return false
 }
+
+var underscoreLabel = []byte("._")
 
 // Score scores one query and updates the engine's state. It does not
 // allocate for a query that passes.
@@ -467,7 +476,9 @@ func (e *Engine) Explain(q Query) Result {
 
 func (e *Engine) score(q Query, update bool) (res Result) {
 	res.name = q.Name
-	var buf [1024]byte
+	// Presentation names longer than 512 bytes (only possible with
+	// \DDD escapes) are scored on their last 512 bytes.
+	var buf [512]byte
 	raw := q.Name
 	if n := len(raw); n > 0 && raw[n-1] == '.' {
 		raw = raw[:n-1]
@@ -477,11 +488,7 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 	}
 	lower := buf[:len(raw)]
 	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		lower[i] = c
+		lower[i] = lowerTab[raw[i]]
 	}
 	reg, suf := -1, 0
 	if len(lower) > 0 {
@@ -769,6 +776,18 @@ func distinct64(b uint64) int {
 	}
 	return int(-64*math.Log(1-float64(set)/64) + 0.5)
 }
+
+// lowerTab maps ASCII upper case to lower case and every other byte to
+// itself.
+var lowerTab = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+		if 'A' <= i && i <= 'Z' {
+			t[i] = byte(i + 'a' - 'A')
+		}
+	}
+	return
+}()
 
 // clientKey hashes a client address: IPv4 /32, IPv6 /64.
 func clientKey(seed maphash.Seed, a netip.Addr) uint64 {

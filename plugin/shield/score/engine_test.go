@@ -227,8 +227,9 @@ func TestClientSuspect(t *testing.T) {
 
 // TestFloodKeepsVerdict floods the engine with 1,000,000 random unique
 // names (random subdomains of one victim, water-torture style, and random
-// registered domains, from random clients, half answered NXDOMAIN) after a
-// tunnel domain was blocked. Memory must stay within the engine's fixed
+// registered domains, from random clients and one infected client whose
+// every new domain is blocked, half answered NXDOMAIN) after a tunnel
+// domain was blocked. Memory must stay within the engine's fixed
 // bound and the tunnel verdict must survive.
 func TestFloodKeepsVerdict(t *testing.T) {
 	e := mustEngine(t, Config{})
@@ -244,8 +245,16 @@ func TestFloodKeepsVerdict(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 
-	const flood = 1_000_000
+	// An infected client whose new domains are blocked: a quarter of the
+	// flood comes from it, so every one of those names asks for a new
+	// sticky verdict and the verdict table churns.
+	infected := netip.MustParseAddr("192.0.2.66")
 	rng := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 20; i++ {
+		r := e.Score(Query{Name: randLabel(rng, 12, false) + ".com.", Type: 1, Client: infected})
+		e.ObserveResponse(&r, 3)
+	}
+	const flood = 1_000_000
 	var buf []byte
 	blocks := 0
 	for i := 0; i < flood; i++ {
@@ -261,7 +270,11 @@ func TestFloodKeepsVerdict(t *testing.T) {
 		var ip [4]byte
 		u := rng.Uint32()
 		ip[0], ip[1], ip[2], ip[3] = 10, byte(u>>16), byte(u>>8), byte(u)
-		r := e.Score(Query{Name: string(buf), Type: 1, Client: netip.AddrFrom4(ip)})
+		client := netip.AddrFrom4(ip)
+		if i%4 == 3 {
+			client = infected
+		}
+		r := e.Score(Query{Name: string(buf), Type: 1, Client: client})
 		if r.Action == Block {
 			blocks++
 		} else {
@@ -279,6 +292,9 @@ func TestFloodKeepsVerdict(t *testing.T) {
 	t.Logf("flood of %d names: %d blocked; heap in use %+d bytes; tables %d bytes; domains %d/%d (%d evicted), clients %d/%d (%d evicted), verdicts %d/%d (%d evicted, %d refused)",
 		flood, blocks, growth, s.Bytes, s.Domains, s.DomainsCap, s.DomainEvictions, s.Clients, s.ClientsCap, s.ClientEvictions,
 		s.Verdicts, s.VerdictsCap, s.VerdictEvictions, s.VerdictsRefused)
+	if blocks < flood/8 || s.VerdictEvictions+s.VerdictsRefused == 0 {
+		t.Errorf("the flood did not churn the verdict table: %d blocks, %d evictions, %d refused", blocks, s.VerdictEvictions, s.VerdictsRefused)
+	}
 	if s.Domains > s.DomainsCap || s.Clients > s.ClientsCap || s.Verdicts > s.VerdictsCap {
 		t.Errorf("a table is over its capacity: %+v", s)
 	}

@@ -1,6 +1,7 @@
 package score
 
 import (
+	"bytes"
 	"hash/maphash"
 	"strings"
 	"sync/atomic"
@@ -86,23 +87,35 @@ func (m *suffixMemo) registered(name []byte) (reg, suffix int) {
 	if len(name) == 0 {
 		return -1, 0
 	}
-	// starts[k-1] is where the trailing group of k labels begins.
+	// starts[k-1] is where the trailing group of k labels begins; found
+	// lazily from the right, so a long prefix is never walked.
 	var starts [maxSuffixLabels + 1]int
-	n := 0
-	for i := len(name) - 1; i >= 0 && n < len(starts); i-- {
-		if name[i] == '.' {
-			starts[n] = i + 1
-			n++
+	found := 0 // entries of starts known
+	more := true
+	next := func() bool { // finds starts[found]
+		if !more {
+			return false
 		}
+		end := len(name)
+		if found > 0 {
+			end = starts[found-1] - 1
+		}
+		d := bytes.LastIndexByte(name[:end], '.')
+		starts[found] = d + 1
+		found++
+		if d < 0 {
+			more = false
+		}
+		return true
 	}
-	labels := n + 1 // when n == len(starts) there may be more; enough here
-	if n < len(starts) {
-		starts[n] = 0
-	}
+	next()                                  // the top-level label
 	s := unsafe.String(&name[0], len(name)) // read-only view, never retained
 	sufLabels := 1
 	deep := false // below an interior node: walk on to maxSuffixLabels
-	for k := 2; k <= labels && k <= maxSuffixLabels; k++ {
+	for k := 2; k <= maxSuffixLabels; k++ {
+		if found < k && !next() {
+			break
+		}
 		got, wild := m.lookup(s[starts[k-1]:], k)
 		if got > sufLabels {
 			sufLabels = got
@@ -113,6 +126,13 @@ func (m *suffixMemo) registered(name []byte) (reg, suffix int) {
 			}
 			deep = true
 		}
+	}
+	// The registered domain has one label more than the suffix.
+	for found <= sufLabels && next() {
+	}
+	labels := found
+	if more {
+		labels = found + 1 // at least: the name goes on to the left
 	}
 	if sufLabels >= labels {
 		return -1, 0
