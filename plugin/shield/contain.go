@@ -558,6 +558,13 @@ func (s *Shield) containLoop() {
 	for {
 		select {
 		case <-cc.stopc:
+			// A change may be pending as well: select picks either
+			// ready case, so take it before the last save.
+			select {
+			case <-cc.store.Changed():
+				dirty = true
+			default:
+			}
 			save()
 			return
 		case <-cc.store.Changed():

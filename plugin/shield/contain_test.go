@@ -4,11 +4,13 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin/test"
+	"github.com/dnsshield/shield/plugin/shield/contain"
 	"github.com/miekg/dns"
 )
 
@@ -93,3 +95,32 @@ func benchServeContain(b *testing.B, n int) {
 // and 1000 emergency blocks.
 func BenchmarkServeContainEmpty(b *testing.B) { benchServeContain(b, 0) }
 func BenchmarkServeContain1000(b *testing.B)  { benchServeContain(b, 1000) }
+
+// TestContainStopSavesLastChange: a change made just before shutdown is in
+// the state file afterwards. The state writer must not pick the stop
+// signal over a pending change and exit with the change unsaved (a select
+// with both ready picks either), so the loop is raced many times.
+func TestContainStopSavesLastChange(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.json")
+	for i := range 40 {
+		s, err := parse(caddy.NewTestController("dns", "shield {\nblocklist c2 /nonexistent\nstate "+state+"\n}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.startContain(); err != nil {
+			t.Fatal(err)
+		}
+		client := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 3, 0, byte(i)}), 32)
+		if _, err := s.contain.store.Quarantine(client, time.Hour, "last change", "test", nil); err != nil {
+			t.Fatal(err)
+		}
+		s.stopContain()
+		st, err := contain.LoadState(state, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Quarantines) != i+1 {
+			t.Fatalf("round %d: the state file holds %d quarantines, want %d: the last change was not saved at shutdown", i, len(st.Quarantines), i+1)
+		}
+	}
+}
