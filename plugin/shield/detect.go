@@ -33,7 +33,7 @@ type detector struct {
 	done   chan struct{}
 }
 
-// detectFor returns s's detection configuration, making the default one.
+// detectCfg returns s's detection configuration, making the default one.
 func (s *Shield) detectCfg() *detector {
 	if s.detect == nil {
 		s.detect = &detector{}
