@@ -317,3 +317,60 @@ func TestDGAQuantiles(t *testing.T) {
 		t.Errorf("dgaCost999 = %.2f, measured %.3f", dgaCost999, q999)
 	}
 }
+
+// TestDGAInfectedBrowsing: one infected client per DGA family that also
+// browses ordinary sites. Its first 20 family names get NXDOMAIN; then
+// its family names and the benign (alexa) names of the sample come
+// interleaved. The family's later names are blocked, its ordinary
+// browsing mostly is not: the suspect rule only blocks new domains that
+// look like the NXDOMAIN names.
+func TestDGAInfectedBrowsing(t *testing.T) {
+	byFamily := map[string][]string{}
+	var order, benign []string
+	for _, row := range dgaSample(t) {
+		if row.class != "dga" {
+			benign = append(benign, row.domain)
+			continue
+		}
+		if _, ok := byFamily[row.family]; !ok {
+			order = append(order, row.family)
+		}
+		byFamily[row.family] = append(byFamily[row.family], row.domain)
+	}
+	var dgaN, dgaBlocked, benN, benBlocked int
+	for fi, fam := range order {
+		r := newReplay(t)
+		client := netip.AddrFrom4([4]byte{10, 3, 0, byte(fi + 1)})
+		names := byFamily[fam]
+		for _, n := range names[:20] {
+			r.Run(Event{Name: n + ".", Type: 1, Client: client, Rcode: 3, Label: "dga", Group: fam})
+		}
+		// 200 benign names of this family's slice of the alexa rows.
+		ben := benign[fi*200%len(benign):]
+		if len(ben) > 200 {
+			ben = ben[:200]
+		}
+		rest := names[20:]
+		for i := 0; i < len(rest) || i < len(ben); i++ {
+			if i < len(rest) {
+				res := r.Run(Event{Name: rest[i] + ".", Type: 1, Client: client, Rcode: 3, Label: "dga", Group: fam})
+				dgaN++
+				if res.Action == Block {
+					dgaBlocked++
+				}
+			}
+			if i < len(ben) {
+				res := r.Run(Event{Name: ben[i] + ".", Type: 1, Client: client, Rcode: 0, Label: "legit", Group: fam})
+				benN++
+				if res.Action == Block {
+					benBlocked++
+				}
+			}
+		}
+	}
+	t.Logf("infected clients: %d/%d later family names blocked (%.1f%%), %d/%d ordinary names blocked (%.2f%%)",
+		dgaBlocked, dgaN, 100*float64(dgaBlocked)/float64(dgaN), benBlocked, benN, 100*float64(benBlocked)/float64(benN))
+	if float64(dgaBlocked) < 0.6*float64(dgaN) {
+		t.Errorf("only %d of %d later family names blocked", dgaBlocked, dgaN)
+	}
+}

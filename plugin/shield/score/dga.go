@@ -41,6 +41,14 @@ func dgaCost(label []byte) (float32, bool) {
 	if len(label) < minDGALabel {
 		return 0, false
 	}
+	return labelCost(label)
+}
+
+// labelCost is dgaCost without the length gate.
+func labelCost(label []byte) (float32, bool) {
+	if len(label) == 0 {
+		return 0, false
+	}
 	prev := boundary
 	sum := 0
 	for _, c := range label {

@@ -142,6 +142,7 @@ type Result struct {
 	dkey      uint64
 	ckey      uint64
 	scored    bool
+	shape     labelShape
 	topReason uint8
 	detector  uint8
 }
@@ -405,7 +406,10 @@ const (
 	dgaCost999, ptsDGA999 = 6.64, 30 // 0.1% of them are at or above
 	// A client with >= 10 distinct NXDOMAIN registered domains in the
 	// short window is suspect (Antonakakis et al. 2012, Pleiades); its
-	// queries for newly seen, unpopular domains add this.
+	// queries for newly seen, unpopular domains that look like its
+	// NXDOMAIN names (nxProfile: length range, digits, hyphens, suffixes,
+	// character-model cost) add this. TestDGAFamilySuspect and
+	// TestDGAInfectedBrowsing measure both sides.
 	suspectNX, ptsSuspect = 10, 50
 	// First seen by this resolver within the long window (RITA: first
 	// seen <= 7 days, +15%).
@@ -562,7 +566,17 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 	var dga float32
 	dgaScored := false
 	if suf-1 > reg {
-		dga, dgaScored = dgaCost(lower[reg : suf-1])
+		label := lower[reg : suf-1]
+		dga, dgaScored = dgaCost(label)
+		sh := &res.shape
+		sh.len = uint8(min(len(label), 255))
+		sh.digit = bytes.ContainsAny(label, "0123456789")
+		sh.hyphen = bytes.IndexByte(label, '-') >= 0
+		var c float32
+		if c, sh.costOK = labelCost(label); sh.costOK {
+			sh.cost = uint16(c * 16)
+		}
+		sh.suffix = uint16(maphash.Bytes(e.seed, lower[suf:]))
 	}
 
 	sEpoch, lEpoch := now/e.sEpochLen, now/e.lEpochLen
@@ -661,7 +675,7 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 	// unpopular domains.
 	if newlySeen && (d == nil || st.nClients <= 2) && q.Client.IsValid() {
 		c, cmu := e.clients.get(res.ckey, false, now)
-		if c != nil && c.suspect > now {
+		if c != nil && c.suspect > now && c.profile.matches(res.shape) {
 			p[rClientNXBurst] = ptsSuspect
 		}
 		cmu.Unlock()
@@ -754,10 +768,17 @@ func (e *Engine) ObserveResponse(res *Result, rcode int) {
 		} else {
 			c.nx = [2]uint64{}
 		}
+		if c.nx[1] == 0 {
+			c.profile = nxProfile{} // no NXDOMAIN for a whole window
+		}
 		c.sEpoch = sEpoch
 	}
 	c.last = now
-	c.nx[0] |= 1 << (res.dkey >> 32 & 63)
+	bit := uint64(1) << (res.dkey >> 32 & 63)
+	if (c.nx[0]|c.nx[1])&bit == 0 {
+		c.profile.add(res.shape)
+	}
+	c.nx[0] |= bit
 	if distinct64(c.nx[0]|c.nx[1]) >= suspectNX {
 		c.suspect = now + e.sEpochLen
 	}

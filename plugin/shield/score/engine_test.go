@@ -217,8 +217,12 @@ func TestClientSuspect(t *testing.T) {
 		r := e.Score(Query{Name: randLabel(rng, 12, false) + ".com.", Type: 1, Client: c})
 		e.ObserveResponse(&r, 3)
 	}
-	if r := e.Score(Query{Name: "wordlike-shop.com.", Type: 1, Client: c}); r.Action != Block {
-		t.Errorf("suspect client's new domain: %d %v", r.Score, r.Reasons())
+	if r := e.Score(Query{Name: randLabel(rng, 12, false) + ".com.", Type: 1, Client: c}); r.Action != Block {
+		t.Errorf("suspect client's next domain of the family: %d %v", r.Score, r.Reasons())
+	}
+	// Its ordinary browsing goes on: a name unlike the NXDOMAIN ones.
+	if r := e.Score(Query{Name: "wordlike-shop.com.", Type: 1, Client: c}); r.Action != Pass {
+		t.Errorf("suspect client's ordinary new domain: %d %v", r.Score, r.Reasons())
 	}
 	if r := e.Score(Query{Name: "another-shop.com.", Type: 1, Client: other}); r.Action != Pass {
 		t.Errorf("other client's new domain: %d %v", r.Score, r.Reasons())
