@@ -765,3 +765,53 @@ func TestEscalationByDetector(t *testing.T) {
 		})) == 1
 	})
 }
+
+// TestContainFailedReload: a Corefile reload that fails after shield has
+// started (here a new server block whose port is taken) leaves the old
+// configuration serving. The API must keep managing that configuration,
+// not the discarded one, and the discarded one must not keep running.
+func TestContainFailedReload(t *testing.T) {
+	env := startContain(t, nil, "state "+filepath.Join(t.TempDir(), "state.json"))
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, port, _ := net.SplitHostPort(busy.Addr().String())
+	bad := env.file + "\n.:" + port + " {\n bind 127.0.0.1\n whoami\n}\n"
+	startMu.Lock()
+	inst, err := env.inst.Restart(corefileInput(bad))
+	startMu.Unlock()
+	if err == nil {
+		env.inst = inst
+		t.Fatal("the reload onto a taken port succeeded")
+	}
+	if inst != env.inst {
+		t.Fatal("a failed reload replaced the instance")
+	}
+	// The old configuration still serves, and the API reaches it.
+	mustCall(t, env.api, "POST", "/v1/quarantine", `{"client":"`+quarantinedIP+`","reason":"after a failed reload"}`, 201)
+	if m := askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Fatalf("a quarantine made through the API after a failed reload did not reach the server: %v", m)
+	}
+	if resp := mustCall(t, env.api, "GET", "/v1/quarantine", "", 200); !strings.Contains(resp, quarantinedIP) {
+		t.Errorf("quarantine list: %s", resp)
+	}
+	mustCall(t, env.api, "DELETE", "/v1/quarantine/"+quarantinedIP, "", 200)
+	if m := askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA); !forwarded(m) {
+		t.Errorf("release after a failed reload did not reach the server: %v", m)
+	}
+	// A later reload that works still hands the API over.
+	startMu.Lock()
+	inst, err = env.inst.Restart(corefileInput(env.file))
+	startMu.Unlock()
+	if err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	env.inst = inst
+	env.udp = inst.Servers()[0].LocalAddr().String()
+	mustCall(t, env.api, "POST", "/v1/blocks", `{"name":"later.test","reason":"after the good reload"}`, 201)
+	if m := askFrom(t, "127.0.0.1", env.udp, "later.test.", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Errorf("block after a good reload: %v", m)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -57,9 +58,10 @@ type containment struct {
 	store  *contain.Store
 	ladder *contain.Ladder
 
-	stopc chan struct{}
-	done  chan struct{}
-	api   string // address of the API server this Shield holds, "" if none
+	stopc   chan struct{}
+	done    chan struct{}
+	api     string       // address of the API server this Shield holds, "" if none
+	handler http.Handler // this Shield's API handler
 }
 
 func (s *Shield) containCfg() *containment {
@@ -260,6 +262,9 @@ func (s *Shield) finishContain(c *caddy.Controller) error {
 	cc.store = contain.NewStore(contain.Options{DefaultTTL: cc.defTTL, MaxTTL: cc.maxTTL})
 	if len(cc.rules) > 0 {
 		cc.ladder = contain.NewLadder(cc.rules, 0)
+	}
+	if cc.apiAddr != "" {
+		c.OnRestartFailed(s.reclaimAPI)
 	}
 	return nil
 }
@@ -615,6 +620,7 @@ func (s *Shield) startAPI() error {
 		OnRequest:     func(ep string, code int) { apiRequests.WithLabelValues(ep, itoa(code)).Inc() },
 		OnAuthFailure: apiAuthFailures.Inc,
 	})
+	cc.handler = h
 	apiServers.Lock()
 	defer apiServers.Unlock()
 	if a, ok := apiServers.m[cc.apiAddr]; ok {
@@ -642,6 +648,49 @@ func (s *Shield) startAPI() error {
 	}
 	apiServers.m[cc.apiAddr] = &apiServer{srv: srv, refs: 1, owner: s}
 	cc.api = cc.apiAddr
+	return nil
+}
+
+// reclaimAPI runs when a Corefile reload from this configuration fails.
+// The new configuration may have failed after its start-up took over the
+// API server (another plugin's start-up, or a server that could not
+// listen), and CoreDNS neither runs its shutdown nor stops this one. The
+// server then still belongs to this configuration: take it back with the
+// quarantines and blocks made in between, and stop the failed
+// configuration's state writer, which would otherwise keep writing the
+// state file from a store nobody serves.
+func (s *Shield) reclaimAPI() error {
+	cc := s.contain
+	apiServers.Lock()
+	a := apiServers.m[cc.api]
+	if cc.api == "" || a == nil || a.owner == s {
+		// Shut down already, or nothing was taken over.
+		apiServers.Unlock()
+		return nil
+	}
+	failed := a.owner
+	a.owner = s
+	a.srv.SetHandler(cc.handler)
+	if failed != nil && failed.contain != nil && failed.contain.api == cc.api {
+		failed.contain.api = "" // its ref is given up here, not by a shutdown
+		a.refs--
+	} else {
+		failed = nil // it shut itself down already
+	}
+	apiServers.Unlock()
+	if failed == nil {
+		return nil
+	}
+	fc := failed.contain
+	if fc.done != nil {
+		failed.stopContainLoop()
+	}
+	now := time.Now()
+	if n, _ := cc.store.Restore(fc.store.Snapshot(now), now); n > 0 {
+		log.Infof("took back %d quarantines and emergency blocks from the failed reload", n)
+	}
+	s.updateContainGauges()
+	log.Warningf("Corefile reload failed: the management API on %s serves the running configuration again", cc.api)
 	return nil
 }
 
