@@ -211,6 +211,16 @@ func (s *Shield) finishContain(c *caddy.Controller) error {
 	if cc.tokensPath != "" && cc.apiAddr == "" {
 		return c.Err("api_tokens is set but api is not")
 	}
+	if cc.apiAddr != "" {
+		// One Corefile (one instance) cannot give two shield blocks
+		// the same API address: the second would take the server over
+		// as a reload does, leaving the first unmanageable.
+		key := apiAddrKey(cc.apiAddr)
+		if c.Get(key) != nil {
+			return c.Errf("api %s is used by another shield block; give each its own address", cc.apiAddr)
+		}
+		c.Set(key, true)
+	}
 	if cc.tokensPath != "" {
 		t, err := api.LoadTokens(cc.tokensPath)
 		if err != nil {
@@ -268,6 +278,10 @@ func (s *Shield) finishContain(c *caddy.Controller) error {
 	}
 	return nil
 }
+
+// apiAddrKey marks an API address as taken in the storage of the caddy
+// instance being set up.
+type apiAddrKey string
 
 // detectorKinds are the detector verdict names escalate rules may use
 // besides list names.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coredns/caddy"
+	"github.com/coredns/caddy/caddyfile"
 )
 
 func TestParseContain(t *testing.T) {
@@ -116,5 +117,34 @@ func TestParseContain(t *testing.T) {
 				tc.check(t, s)
 			}
 		})
+	}
+}
+
+// TestParseContainSharedAPI: two shield blocks of one Corefile cannot
+// share an API address. The second would take the server over as if it
+// were a reload, and the first block's quarantines and blocks could no
+// longer be managed.
+func TestParseContainSharedAPI(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(tokens, []byte("ops:0123456789abcdef\n"), 0o600)
+	block := func(api string) string {
+		return "shield {\nblocklist c2 /l/c2.txt\napi " + api + "\napi_tokens " + tokens + "\n}"
+	}
+	c := caddy.NewTestController("dns", block(":8053"))
+	if _, err := parse(c); err != nil {
+		t.Fatal(err)
+	}
+	// The next server block of the same Corefile: same instance.
+	c.Dispenser = caddyfile.NewDispenser("Testfile", strings.NewReader(block("127.0.0.1:8053")))
+	if _, err := parse(c); err == nil || !strings.Contains(err.Error(), "another shield block") {
+		t.Fatalf("second block with the same api address: %v", err)
+	}
+	c.Dispenser = caddyfile.NewDispenser("Testfile", strings.NewReader(block(":8054")))
+	if _, err := parse(c); err != nil {
+		t.Fatalf("second block with its own api address: %v", err)
+	}
+	// A reload is a new instance: the address is free again.
+	if _, err := parse(caddy.NewTestController("dns", block(":8053"))); err != nil {
+		t.Fatalf("a new instance: %v", err)
 	}
 }
