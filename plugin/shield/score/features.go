@@ -28,12 +28,13 @@ type Features struct {
 	Distinct     int     // distinct bytes among the first entropySample of the prefix
 }
 
-// nlog2n[i] = i*log2(i), for the entropy sum.
-var nlog2n [256]float32
+// nlog2n[i] = i*log2(i) in 1/65536ths, for the entropy sum: integer
+// adds keep the sum off the floating-point latency chain.
+var nlog2n [256]uint32
 
 func init() {
 	for i := 1; i < len(nlog2n); i++ {
-		nlog2n[i] = float32(float64(i) * math.Log2(float64(i)))
+		nlog2n[i] = uint32(math.Round(float64(i) * math.Log2(float64(i)) * 65536))
 	}
 }
 
@@ -186,7 +187,7 @@ func lexical(raw string, prefixEnd int, f *Features) {
 	if f.PrefixLen == 0 {
 		return
 	}
-	var sum float32
+	var sum uint32
 	// A second pass over the sample visits each distinct byte once (its
 	// count is cleared after use).
 	n8 := 0
@@ -203,7 +204,7 @@ func lexical(raw string, prefixEnd int, f *Features) {
 	if n8 > 255 {
 		nf = 255
 	}
-	f.Entropy = log2f(nf) - sum/nf
+	f.Entropy = log2f(nf) - float32(sum)/65536/nf
 	if f.Entropy < 0 {
 		f.Entropy = 0
 	}
