@@ -63,16 +63,23 @@ func readContainAudit(t testing.TB, path string) []containLine {
 	}
 	defer f.Close()
 	var out []containLine
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
+	rd := bufio.NewReader(f)
+	for {
+		line, err := rd.ReadBytes('\n')
+		if err != nil {
+			// The writer may be in the middle of a line: only lines it
+			// has finished count.
+			if err != io.EOF {
+				t.Fatal(err)
+			}
+			return out
+		}
 		var l containLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("audit line %q: %v", sc.Text(), err)
+		if err := json.Unmarshal(line, &l); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
 		}
 		out = append(out, l)
 	}
-	return out
 }
 
 // findAudit returns the records with action for which match holds.
