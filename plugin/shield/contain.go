@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coredns/caddy"
@@ -62,6 +63,8 @@ type containment struct {
 	done    chan struct{}
 	api     string       // address of the API server this Shield holds, "" if none
 	handler http.Handler // this Shield's API handler
+
+	gaugeQ, gaugeB atomic.Int64 // this Shield's share of the active gauges
 }
 
 func (s *Shield) containCfg() *containment {
@@ -538,6 +541,7 @@ func (s *Shield) stopContain() {
 	}
 	s.stopAPI()
 	s.stopContainLoop()
+	s.dropContainGauges()
 }
 
 func (s *Shield) stopContainLoop() {
@@ -608,10 +612,22 @@ func (s *Shield) containLoop() {
 	}
 }
 
+// updateContainGauges brings this Shield's share of the gauges up to
+// date. The gauges are the sum over every running shield block (and, for
+// the moment a reload overlaps them, both configurations), so each adds
+// the change since its last report instead of setting the total.
 func (s *Shield) updateContainGauges() {
-	q, b := s.contain.store.Counts()
-	quarantinesActive.Set(float64(q))
-	emergencyBlocksActive.Set(float64(b))
+	cc := s.contain
+	q, b := cc.store.Counts()
+	quarantinesActive.Add(float64(int64(q) - cc.gaugeQ.Swap(int64(q))))
+	emergencyBlocksActive.Add(float64(int64(b) - cc.gaugeB.Swap(int64(b))))
+}
+
+// dropContainGauges takes this Shield's share out of the gauges.
+func (s *Shield) dropContainGauges() {
+	cc := s.contain
+	quarantinesActive.Sub(float64(cc.gaugeQ.Swap(0)))
+	emergencyBlocksActive.Sub(float64(cc.gaugeB.Swap(0)))
 }
 
 // The API servers, by address. A Corefile reload starts the new
@@ -698,6 +714,7 @@ func (s *Shield) reclaimAPI() error {
 	fc := failed.contain
 	if fc.done != nil {
 		failed.stopContainLoop()
+		failed.dropContainGauges()
 	}
 	now := time.Now()
 	if n, _ := cc.store.Restore(fc.store.Snapshot(now), now); n > 0 {

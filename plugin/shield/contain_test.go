@@ -12,6 +12,8 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/dnsshield/shield/plugin/shield/contain"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // containShield returns a Shield with containment configured and nq
@@ -123,4 +125,54 @@ func TestContainStopSavesLastChange(t *testing.T) {
 			t.Fatalf("round %d: the state file holds %d quarantines, want %d: the last change was not saved at shutdown", i, len(st.Quarantines), i+1)
 		}
 	}
+}
+
+// TestContainGaugesAddUp: the active quarantine and block gauges are the
+// sum over the running shield blocks (two server blocks, or the old and
+// new configuration while a reload overlaps them), and a configuration
+// that stops takes its share out.
+func TestContainGaugesAddUp(t *testing.T) {
+	q0, b0 := gaugeValue(quarantinesActive), gaugeValue(emergencyBlocksActive)
+	gauges := func(q, b float64) bool {
+		return gaugeValue(quarantinesActive)-q0 == q && gaugeValue(emergencyBlocksActive)-b0 == b
+	}
+	waitGauges := func(q, b float64) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !gauges(q, b); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("gauges %v %v, want %v %v", gaugeValue(quarantinesActive)-q0, gaugeValue(emergencyBlocksActive)-b0, q, b)
+			}
+		}
+	}
+	start := func() *Shield {
+		s, err := parse(caddy.NewTestController("dns", "shield {\nblocklist c2 /nonexistent\nescalate c2 3 10m 1h\n}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.startContain(); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := start(), start()
+	a.contain.store.Quarantine(netip.MustParsePrefix("10.4.0.1/32"), time.Hour, "r", "test", nil)
+	a.contain.store.AddBlock("a.test", time.Hour, "r", "test")
+	waitGauges(1, 1)
+	b.contain.store.Quarantine(netip.MustParsePrefix("10.4.0.2/32"), time.Hour, "r", "test", nil)
+	waitGauges(2, 1)
+	c := start() // a third, empty one must not reset the others' share
+	waitGauges(2, 1)
+	b.stopContain()
+	waitGauges(1, 1)
+	a.stopContain()
+	c.stopContain()
+	waitGauges(0, 0)
+}
+
+func gaugeValue(g prometheus.Gauge) float64 {
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetGauge().GetValue()
 }
