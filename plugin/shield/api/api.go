@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Errors a Backend wraps so the API can choose the status code.
@@ -423,6 +424,13 @@ func checkReason(v string) error {
 	}
 	if len(v) > maxReason {
 		return fmt.Errorf("reason longer than %d bytes", maxReason)
+	}
+	// The reason goes into answers' EXTRA-TEXT, log lines and audit
+	// records: no line breaks or other control characters.
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("reason has a control character (%U)", r)
+		}
 	}
 	return nil
 }

@@ -207,3 +207,24 @@ func TestNoH2C(t *testing.T) {
 		t.Errorf("h2c preface answered with %q", got)
 	}
 }
+
+// TestReasonControlCharacters: a reason goes into the EXTRA-TEXT of DNS
+// answers, log lines and audit records, so a line break or another
+// control character (which could forge a log line) is refused.
+func TestReasonControlCharacters(t *testing.T) {
+	for _, reason := range []string{`a\nb`, `a\r[ERROR] forged`, `tab\there`, `nul\u0000`, `esc\u001b[31m`, `del\u007f`, `c1\u0085`} {
+		body := `{"client":"10.0.0.5","reason":"` + reason + `"}`
+		if _, _, err := DecodeQuarantine([]byte(body)); err == nil || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("quarantine reason %s: %v", reason, err)
+		}
+		body = `{"name":"evil.test","reason":"` + reason + `"}`
+		if _, _, err := DecodeBlock([]byte(body)); err == nil || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("block reason %s: %v", reason, err)
+		}
+	}
+	for _, reason := range []string{"beacon to c2", "Ransomware – ticket #4711 (Zoë)", "x"} {
+		if _, _, err := DecodeQuarantine([]byte(`{"client":"10.0.0.5","reason":"` + reason + `"}`)); err != nil {
+			t.Errorf("reason %q refused: %v", reason, err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package api
 import (
 	"strings"
 	"testing"
+	"unicode"
 )
 
 var stringsReader = strings.NewReader
@@ -17,7 +18,8 @@ func FuzzDecodeQuarantine(f *testing.F) {
 	f.Add([]byte(`{"client":"a","reason":"b","path":"/etc/shadow"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, ttl, err := DecodeQuarantine(data)
-		if err == nil && (req.Client == "" || req.Reason == "" || ttl < 0 || len(req.Reason) > maxReason) {
+		if err == nil && (req.Client == "" || req.Reason == "" || ttl < 0 || len(req.Reason) > maxReason ||
+			strings.IndexFunc(req.Reason, unicode.IsControl) >= 0) {
 			t.Fatalf("accepted %+v ttl %s", req, ttl)
 		}
 	})
@@ -29,7 +31,7 @@ func FuzzDecodeBlock(f *testing.F) {
 	f.Add([]byte(`{"name":"\u0000","reason":"\ud800"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, ttl, err := DecodeBlock(data)
-		if err == nil && (req.Name == "" || req.Reason == "" || ttl < 0) {
+		if err == nil && (req.Name == "" || req.Reason == "" || ttl < 0 || strings.IndexFunc(req.Reason, unicode.IsControl) >= 0) {
 			t.Fatalf("accepted %+v ttl %s", req, ttl)
 		}
 	})
