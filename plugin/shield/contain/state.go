@@ -8,15 +8,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
 // stateVersion is the version of the state file's format.
 const stateVersion = 1
 
-// maxStateFile bounds the state file read at start: DefaultMaxEntries of
-// each kind at well under 512 bytes each.
-const maxStateFile = 64 << 20
+// maxStateFile bounds the state file, read at start and written after
+// changes: DefaultMaxEntries of each kind at well under 512 bytes each
+// without evidence. A variable only so tests can lower it.
+var maxStateFile = 64 << 20
 
 // State is the content of the state file.
 type State struct {
@@ -73,7 +75,7 @@ func LoadState(path string, now time.Time) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxStateFile+1))
+	data, err := io.ReadAll(io.LimitReader(f, int64(maxStateFile)+1))
 	f.Close()
 	if err != nil {
 		return State{}, err
@@ -108,6 +110,23 @@ func SaveState(path string, st State) error {
 	data, err := json.MarshalIndent(st, "", " ")
 	if err != nil {
 		return err
+	}
+	if len(data) >= maxStateFile && hasEvidence(st) {
+		// Never write a file LoadState would refuse as corrupt at the
+		// next start. Evidence (up to 16 names per quarantine) is what
+		// can make it that big, and enforcement does not need it: the
+		// audit records keep it.
+		st.Quarantines = slices.Clone(st.Quarantines)
+		for i := range st.Quarantines {
+			st.Quarantines[i].Evidence = nil
+		}
+		if data, err = json.MarshalIndent(st, "", " "); err != nil {
+			return err
+		}
+	}
+	if len(data) >= maxStateFile {
+		return fmt.Errorf("state of %d quarantines and %d blocks is larger than %d bytes; the previous file is kept",
+			len(st.Quarantines), len(st.Blocks), maxStateFile)
 	}
 	data = append(data, '\n')
 	dir, base := filepath.Split(path)
@@ -146,6 +165,15 @@ func SaveState(path string, st State) error {
 		d.Close()
 	}
 	return nil
+}
+
+func hasEvidence(st State) bool {
+	for _, q := range st.Quarantines {
+		if len(q.Evidence) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Snapshot returns the store's state for SaveState.

@@ -2,6 +2,7 @@ package contain
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -284,5 +285,53 @@ func BenchmarkLookup(b *testing.B) {
 	for b.Loop() {
 		s.Lookup(addr, now)
 		s.LookupBlock(name, now)
+	}
+}
+
+// TestSaveStateNeverWritesWhatLoadRefuses: a state file over the size
+// LoadState accepts would be set aside as corrupt at the next start,
+// losing every quarantine. SaveState drops the evidence (which
+// enforcement does not need) to fit, and if that is not enough it fails
+// and keeps the previous file.
+func TestSaveStateNeverWritesWhatLoadRefuses(t *testing.T) {
+	defer func(n int) { maxStateFile = n }(maxStateFile)
+	maxStateFile = 16 << 10
+	path := filepath.Join(t.TempDir(), "state.json")
+	now := t0
+	s := NewStore(Options{Now: clock(&now)})
+	ev := make([]string, maxEvidence)
+	for i := range ev {
+		ev[i] = strings.Repeat("x", 200) + ".test. (c2)"
+	}
+	for i := range 20 {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 5, 0, byte(i)}), 32)
+		if _, err := s.Quarantine(p, time.Hour, "escalated", "policy:x", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := SaveState(path, s.Snapshot(now)); err != nil {
+		t.Fatalf("save: %v", err)
+	}
+	st, err := LoadState(path, now)
+	if err != nil {
+		t.Fatalf("the file SaveState wrote does not load: %v", err)
+	}
+	if len(st.Quarantines) != 20 {
+		t.Fatalf("%d quarantines loaded, want 20", len(st.Quarantines))
+	}
+	// Too big even without evidence: refused, the last good file stays.
+	for i := range 200 {
+		if _, err := s.AddBlock(fmt.Sprintf("b%d.%s.test", i, strings.Repeat("y", 50)), time.Hour, strings.Repeat("r", 100), "api:ops"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := SaveState(path, s.Snapshot(now)); err == nil {
+		t.Fatal("an oversized state was written")
+	}
+	if st, err := LoadState(path, now); err != nil || len(st.Quarantines) != 20 || len(st.Blocks) != 0 {
+		t.Fatalf("the previous file was not kept: %d quarantines, %d blocks, %v", len(st.Quarantines), len(st.Blocks), err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".state.json.tmp-*")); len(m) != 0 {
+		t.Errorf("temporary files left: %v", m)
 	}
 }
