@@ -26,7 +26,10 @@ Replays labelled query names through the detection engine the plugin uses,
 in order, on a synthetic clock, and prints per label and per group (family
 or tool): the alert and block rates (detection rate for attack labels,
 false-positive rate for benign ones), the queries until the first block,
-and the share of the queries after it that were blocked.
+and the share of the queries after it that were blocked. With -suspect N
+it then replays, for each group answered NXDOMAIN (DGA families), its
+first N names from one client on a fresh engine and reports whether the
+group's next name, answered NOERROR, is blocked.
 
 Files (gzip when the name ends in .gz) are read in the order given, all
 through one engine. Formats (-format, detected from the first line):
@@ -64,6 +67,7 @@ func runEval(args []string) error {
 		sticky   = fs.Duration("sticky", 0, "sticky verdict duration (default: the engine's)")
 		disable  = fs.String("disable", "", "comma-separated detectors to turn off: tunnel, dga, newly_seen")
 		verbose  = fs.Bool("v", false, "list every blocked domain and the first block of each group with its reasons")
+		suspect  = fs.Int("suspect", 20, "after the replay, for each attack group: a fresh engine and one client replay its first N names with the label's rcode, then its next name answered NOERROR; report whether that name is blocked (groups answered NXDOMAIN only; 0: skip)")
 		rcodeArg = rcodeFlags{"dga": dns.RcodeNameError}
 	)
 	fs.Var(&rcodeArg, "rcode", "upstream rcode for a label, LABEL=RCODE (repeatable; default dga=NXDOMAIN, others NOERROR)")
@@ -122,6 +126,7 @@ func runEval(args []string) error {
 		return a
 	}
 	firsts := map[[2]string]string{}
+	var events []score.Event
 	for _, path := range fs.Args() {
 		err := readCorpus(path, *format, *label, *attack, *group, qt, func(ev evalEvent) {
 			if !ev.Client.IsValid() {
@@ -131,6 +136,9 @@ func runEval(args []string) error {
 				ev.Rcode = rcodeArg[ev.Label]
 			}
 			res := rp.Run(ev.Event)
+			if *suspect > 0 && !benignLabel(ev.Label) {
+				events = append(events, ev.Event)
+			}
 			k := [2]string{ev.Label, ev.Group}
 			if *verbose && res.Action == score.Block && !res.Sticky {
 				if _, ok := firsts[k]; !ok {
@@ -143,6 +151,69 @@ func runEval(args []string) error {
 		}
 	}
 	printEval(os.Stdout, rp, *verbose, firsts)
+	if *suspect > 0 {
+		return suspectTest(os.Stdout, cfg, *step, *suspect, events)
+	}
+	return nil
+}
+
+// suspectTest replays, for each group of attack names, its first n names
+// from one client on a fresh engine (with their rcodes: NXDOMAIN for DGA
+// names), then its next name answered NOERROR, and reports whether that
+// name was blocked: a client with a burst of one family's NXDOMAINs is
+// suspect, and the family's next resolvable domain is blocked.
+func suspectTest(out io.Writer, cfg score.Config, step time.Duration, n int, events []score.Event) error {
+	type key struct{ label, group string }
+	byGroup := map[key][]score.Event{}
+	var order []key
+	for _, ev := range events {
+		k := key{ev.Label, ev.Group}
+		if _, ok := byGroup[k]; !ok {
+			order = append(order, k)
+		}
+		byGroup[k] = append(byGroup[k], ev)
+	}
+	client := netip.AddrFrom4([4]byte{10, 255, 0, 1})
+	tested, blocked := 0, 0
+	var missed []string
+	for _, k := range order {
+		evs := byGroup[k]
+		if len(evs) <= n {
+			continue
+		}
+		nx := true // only groups answered NXDOMAIN, as DGA names are
+		for _, ev := range evs[:n] {
+			nx = nx && ev.Rcode == dns.RcodeNameError
+		}
+		if !nx {
+			continue
+		}
+		rp, err := score.NewReplay(cfg, step)
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs[:n] {
+			ev.Client = client
+			rp.Run(ev)
+		}
+		next := evs[n]
+		next.Client, next.Rcode = client, dns.RcodeSuccess
+		res := rp.Run(next)
+		tested++
+		if res.Action == score.Block {
+			blocked++
+		} else {
+			missed = append(missed, fmt.Sprintf("%s/%s (%s: score %d %v)", k.label, k.group, next.Name, res.Score, res.Reasons()))
+		}
+	}
+	if tested == 0 {
+		return nil
+	}
+	fmt.Fprintf(out, "\nsuspect test: after %d names of one group from one client, its next name (answered NOERROR) blocked for %d of %d groups (%.1f%%)\n",
+		n, blocked, tested, 100*float64(blocked)/float64(tested))
+	for _, m := range missed {
+		fmt.Fprintf(out, "  not blocked: %s\n", m)
+	}
 	return nil
 }
 

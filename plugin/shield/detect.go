@@ -21,7 +21,8 @@ import (
 // query (EDE 17, Filtered, with the top reason) and makes the verdict
 // sticky for the registered domain. Queries that pass go to the next
 // plugin through a pooled ResponseWriter that reports the upstream rcode
-// back to the engine.
+// back to the engine; an NXDOMAIN answer to a suspect client can itself
+// raise an alert (score.Engine.ObserveResponse).
 
 // detector is the detection configuration of one shield block and, once
 // started, its engine.
@@ -287,8 +288,12 @@ func (s *Shield) serveDetect(ctx context.Context, server string, w dns.ResponseW
 		// The next plugin did not write: the server answers with rc.
 		rcode = rc
 	}
-	if rcode >= 0 {
-		e.ObserveResponse(&res, rcode)
+	// An NXDOMAIN for a suspect client's new domain like its burst is
+	// evidence of its own: the engine turns the query into an alert.
+	if rcode >= 0 && e.ObserveResponse(&res, rcode) {
+		det := res.Detector()
+		detections.WithLabelValues(server, det, audit.ActionAlert).Inc()
+		s.recordDetection(w, r, audit.ActionAlert, det, &res, res.Reasons(), res.Domain())
 	}
 	return rc, err
 }

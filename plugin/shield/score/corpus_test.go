@@ -160,28 +160,32 @@ func familyClient(fams map[string]netip.Addr, family string) netip.Addr {
 	return a
 }
 
-// TestDGASample: replaying the labelled DGA sample in file order, the
-// benign (alexa) rows as one client with NOERROR answers and each DGA
-// family as its own client with NXDOMAIN answers, at most 0.1% of the
-// benign names alert and at least 60% of the DGA names do.
-func TestDGASample(t *testing.T) {
-	rows := dgaSample(t)
-	r := newReplay(t)
+// dgaReplay replays the labelled DGA sample in file order, benign (legit)
+// rows answered NOERROR and DGA rows NXDOMAIN, with the clients of mode:
+// "one" (every row from one client: an infected host that also browses,
+// the hardest case for the benign rows), "label" (one client for the
+// benign rows, one for all DGA rows) or "family" (one client per family,
+// one for the benign rows). For each benign name that a suspect client
+// asks for and that fits the client's NXDOMAIN profile, it records the
+// block ratio odds / benignShare that the rule compares with suspectOdds.
+func dgaReplay(t *testing.T, mode string) (legit, dga *GroupStats, r *Replay, fits []float64) {
+	r = newReplay(t)
 	fams := map[string]netip.Addr{}
-	var fps []string
-	for _, row := range rows {
-		ev := Event{Name: row.domain + ".", Type: 1, Label: row.class, Group: row.family}
-		if row.class == "legit" {
-			ev.Client, ev.Rcode = benignClient, 0
-		} else {
-			ev.Client, ev.Rcode = familyClient(fams, row.family), 3
+	for _, row := range dgaSample(t) {
+		ev := Event{Name: row.domain + ".", Type: 1, Label: row.class, Group: row.family, Client: benignClient}
+		if row.class != "legit" {
+			ev.Rcode = 3
+			switch mode {
+			case "label":
+				ev.Client = netip.MustParseAddr("10.0.0.2")
+			case "family":
+				ev.Client = familyClient(fams, row.family)
+			}
+		} else if ratio, ok := suspectRatio(r, ev); ok {
+			fits = append(fits, ratio)
 		}
-		res := r.Run(ev)
-		if row.class == "legit" && res.Action >= Alert {
-			fps = append(fps, fmt.Sprintf("%s %d %v", row.domain, res.Score, res.Reasons()))
-		}
+		r.Run(ev)
 	}
-	var legit, dga *GroupStats
 	for _, g := range r.Labels() {
 		switch g.Label {
 		case "legit":
@@ -190,21 +194,55 @@ func TestDGASample(t *testing.T) {
 			dga = g
 		}
 	}
-	t.Logf("legit: %d names, %d alert (%.3f%%), %d blocked; dga: %d names, %d alert (%.2f%%), %d blocked",
-		legit.Queries, legit.Alerts, 100*legit.AlertRate(), legit.Blocks, dga.Queries, dga.Alerts, 100*dga.AlertRate(), dga.Blocks)
-	for _, g := range r.Groups() {
-		if g.Label == "dga" {
-			t.Logf("  %-12s %3d names, alert %5.1f%%, first block at %d", g.Group, g.Queries, 100*g.AlertRate(), g.FirstBlock)
-		}
+	sort.Float64s(fits)
+	return legit, dga, r, fits
+}
+
+// suspectRatio returns, for a query the replay is about to make, the
+// ratio odds / benignShare of its client when the client is suspect and
+// the name fits its profile.
+func suspectRatio(r *Replay, ev Event) (float64, bool) {
+	e := r.Engine
+	name := []byte(strings.ToLower(strings.TrimSuffix(ev.Name, ".")))
+	reg, suf := e.suffixes.registered(name)
+	if reg < 0 || suf-1 <= reg {
+		return 0, false
 	}
-	for _, fp := range fps {
-		t.Log("benign alert:", fp)
+	sh := e.shape(name[reg:suf-1], name[suf:])
+	now := e.now()
+	c, mu := e.clients.get(clientKey(e.seed, ev.Client), false, now)
+	defer mu.Unlock()
+	if c == nil || c.suspect <= now || !c.profile.matches(sh) {
+		return 0, false
 	}
-	if legit.AlertRate() > 0.001 {
-		t.Errorf("%.3f%% of benign names alert, want <= 0.1%%", 100*legit.AlertRate())
-	}
-	if dga.AlertRate() < 0.60 {
-		t.Errorf("%.2f%% of DGA names alert, want >= 60%%", 100*dga.AlertRate())
+	return c.odds(now/e.sEpochLen) / c.profile.benignShare(), true
+}
+
+// TestDGASample: the DGA targets in the three ways of replaying the
+// sample: at most 0.1% of the benign names alert (a block is an alert)
+// and at least 60% of the DGA names do.
+func TestDGASample(t *testing.T) {
+	for _, mode := range []string{"one", "label", "family"} {
+		t.Run(mode, func(t *testing.T) {
+			legit, dga, r, fits := dgaReplay(t, mode)
+			t.Logf("legit: %d names, %d alert (%.3f%%), %d blocked; dga: %d names, %d alert (%.2f%%), %d blocked",
+				legit.Queries, legit.Alerts, 100*legit.AlertRate(), legit.Blocks, dga.Queries, dga.Alerts, 100*dga.AlertRate(), dga.Blocks)
+			if len(fits) > 0 {
+				t.Logf("%d benign names fit a suspect client's profile; block ratio median %.2f, max %.2f (blocks at %d)",
+					len(fits), fits[len(fits)/2], fits[len(fits)-1], suspectOdds)
+			}
+			for _, g := range r.Groups() {
+				if g.Label == "dga" && g.AlertRate() < 0.6 {
+					t.Logf("  %-12s %3d names, alert %5.1f%%, blocked %5.1f%%", g.Group, g.Queries, 100*g.AlertRate(), 100*g.BlockRate())
+				}
+			}
+			if legit.AlertRate() > 0.001 {
+				t.Errorf("%.3f%% of benign names alert, want <= 0.1%% (blocked: %v)", 100*legit.AlertRate(), keys(legit.Blocked, 20))
+			}
+			if dga.AlertRate() < 0.60 {
+				t.Errorf("%.2f%% of DGA names alert, want >= 60%%", 100*dga.AlertRate())
+			}
+		})
 	}
 }
 
@@ -227,7 +265,10 @@ func TestDGALexicalOnly(t *testing.T) {
 
 // TestDGAFamilySuspect: a client that replays 20 NXDOMAIN queries of one
 // DGA family becomes suspect, and the family's next domain, resolvable
-// this time, is blocked, for at least 90% of the families.
+// this time, is blocked, for at least 90% of the families. The issue's
+// measure takes each family's first 21 names; the test also takes the 7
+// later disjoint windows of 21 names of every family (the targets are
+// checked on corpora we do not have) and wants 90% over all of them.
 func TestDGAFamilySuspect(t *testing.T) {
 	byFamily := map[string][]string{}
 	var order []string
@@ -241,27 +282,44 @@ func TestDGAFamilySuspect(t *testing.T) {
 		byFamily[row.family] = append(byFamily[row.family], row.domain)
 	}
 	client := netip.MustParseAddr("10.2.0.1")
-	blocked := 0
-	for _, fam := range order {
-		names := byFamily[fam]
-		if len(names) < 21 {
-			t.Fatalf("family %s has %d names", fam, len(names))
+	total, totalBlocked := 0, 0
+	for w := 0; w < 8; w++ {
+		blocked := 0
+		for _, fam := range order {
+			names := byFamily[fam][w*21:]
+			if len(names) < 21 {
+				t.Fatalf("family %s has %d names", fam, len(byFamily[fam]))
+			}
+			r := newReplay(t) // a fresh resolver per family
+			for _, n := range names[:20] {
+				r.Run(Event{Name: n + ".", Type: 1, Client: client, Rcode: 3, Label: "dga", Group: fam})
+			}
+			ev := Event{Name: names[20] + ".", Type: 1, Client: client, Rcode: 0, Label: "dga", Group: fam}
+			e := r.Engine
+			c, mu := e.clients.get(clientKey(e.seed, client), false, e.now())
+			share := c.profile.benignShare()
+			mu.Unlock()
+			ratio, fits := suspectRatio(r, ev)
+			if w == 0 {
+				t.Logf("%-12s profile fits %.4f of benign domains; next domain %s fits: %v, ratio %.1f", fam, share, names[20], fits, ratio)
+			}
+			if res := r.Run(ev); res.Action == Block {
+				blocked++
+			} else {
+				t.Logf("window %d: %s: next domain %s not blocked: fits %v, ratio %.1f, %d %v", w, fam, names[20], fits, ratio, res.Score, res.Reasons())
+			}
 		}
-		r := newReplay(t) // a fresh resolver per family
-		for _, n := range names[:20] {
-			r.Run(Event{Name: n + ".", Type: 1, Client: client, Rcode: 3, Label: "dga", Group: fam})
+		share := float64(blocked) / float64(len(order))
+		t.Logf("window %d: next resolvable domain blocked for %d of %d families (%.1f%%)", w, blocked, len(order), 100*share)
+		if w == 0 && share < 0.9 {
+			t.Errorf("%.1f%% of families blocked, want >= 90%%", 100*share)
 		}
-		res := r.Run(Event{Name: names[20] + ".", Type: 1, Client: client, Rcode: 0, Label: "dga", Group: fam})
-		if res.Action == Block {
-			blocked++
-		} else {
-			t.Logf("%s: next domain %s not blocked: %d %v", fam, names[20], res.Score, res.Reasons())
-		}
+		total += len(order)
+		totalBlocked += blocked
 	}
-	share := float64(blocked) / float64(len(order))
-	t.Logf("next resolvable domain blocked for %d of %d families (%.1f%%)", blocked, len(order), 100*share)
-	if share < 0.9 {
-		t.Errorf("%.1f%% of families blocked, want >= 90%%", 100*share)
+	t.Logf("all windows: %d of %d (%.1f%%)", totalBlocked, total, 100*float64(totalBlocked)/float64(total))
+	if float64(totalBlocked) < 0.9*float64(total) {
+		t.Errorf("over all windows %d of %d blocked, want >= 90%%", totalBlocked, total)
 	}
 }
 
@@ -320,10 +378,13 @@ func TestDGAQuantiles(t *testing.T) {
 
 // TestDGAInfectedBrowsing: one infected client per DGA family that also
 // browses ordinary sites. Its first 20 family names get NXDOMAIN; then
-// its family names and the benign (alexa) names of the sample come
-// interleaved. The family's later names are blocked, its ordinary
-// browsing mostly is not: the suspect rule only blocks new domains that
-// look like the NXDOMAIN names.
+// its family names (NXDOMAIN) and 200 benign (alexa) names of the sample
+// come interleaved. The family's later names alert or are blocked; its
+// ordinary browsing is blocked only while the NXDOMAIN burst dominates
+// (the odds fall with each benign answer) and only for names that fit
+// the family's profile: measured 0.9% to 1.3% (47 to 65 of 5,000; the
+// estimate of distinct NXDOMAIN domains varies with the hash seed), where
+// all of its browsing was blocked before the rule weighed the odds.
 func TestDGAInfectedBrowsing(t *testing.T) {
 	byFamily := map[string][]string{}
 	var order, benign []string
@@ -337,7 +398,7 @@ func TestDGAInfectedBrowsing(t *testing.T) {
 		}
 		byFamily[row.family] = append(byFamily[row.family], row.domain)
 	}
-	var dgaN, dgaBlocked, benN, benBlocked int
+	var dgaN, dgaBlocked, dgaAlerts, benN, benBlocked int
 	for fi, fam := range order {
 		r := newReplay(t)
 		client := netip.AddrFrom4([4]byte{10, 3, 0, byte(fi + 1)})
@@ -358,6 +419,9 @@ func TestDGAInfectedBrowsing(t *testing.T) {
 				if res.Action == Block {
 					dgaBlocked++
 				}
+				if res.Action >= Alert {
+					dgaAlerts++
+				}
 			}
 			if i < len(ben) {
 				res := r.Run(Event{Name: ben[i] + ".", Type: 1, Client: client, Rcode: 0, Label: "legit", Group: fam})
@@ -368,9 +432,12 @@ func TestDGAInfectedBrowsing(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("infected clients: %d/%d later family names blocked (%.1f%%), %d/%d ordinary names blocked (%.2f%%)",
-		dgaBlocked, dgaN, 100*float64(dgaBlocked)/float64(dgaN), benBlocked, benN, 100*float64(benBlocked)/float64(benN))
-	if float64(dgaBlocked) < 0.6*float64(dgaN) {
-		t.Errorf("only %d of %d later family names blocked", dgaBlocked, dgaN)
+	t.Logf("infected clients: %d/%d later family names alert (%.1f%%), %d blocked; %d/%d ordinary names blocked (%.2f%%)",
+		dgaAlerts, dgaN, 100*float64(dgaAlerts)/float64(dgaN), dgaBlocked, benBlocked, benN, 100*float64(benBlocked)/float64(benN))
+	if float64(dgaAlerts) < 0.6*float64(dgaN) {
+		t.Errorf("only %d of %d later family names alert", dgaAlerts, dgaN)
+	}
+	if float64(benBlocked) > 0.02*float64(benN) {
+		t.Errorf("%d of %d ordinary names blocked, want <= 2%%", benBlocked, benN)
 	}
 }

@@ -141,8 +141,9 @@ type Result struct {
 	name      string
 	dkey      uint64
 	ckey      uint64
+	sufStart  int // offset of the public suffix in the name
 	scored    bool
-	shape     labelShape
+	cand      bool // a newly seen domain of at most two clients: the suspect-client rule applies
 	topReason uint8
 	detector  uint8
 }
@@ -406,11 +407,16 @@ const (
 	dgaCost999, ptsDGA999 = 6.64, 30 // 0.1% of them are at or above
 	// A client with >= 10 distinct NXDOMAIN registered domains in the
 	// short window is suspect (Antonakakis et al. 2012, Pleiades); its
-	// queries for newly seen, unpopular domains that look like its
-	// NXDOMAIN names (nxProfile: length range, digits, hyphens, suffixes,
-	// character-model cost) add this. TestDGAFamilySuspect and
-	// TestDGAInfectedBrowsing measure both sides.
+	// queries for newly seen, unpopular domains that fit the profile of
+	// its NXDOMAIN names add this when the odds of a DGA name outweigh
+	// the share of benign domains that fit (shape.go: nxProfile,
+	// suspectOdds). TestDGASample (three ways of replaying the sample),
+	// TestDGAFamilySuspect and TestDGAInfectedBrowsing measure both sides.
 	suspectNX, ptsSuspect = 10, 50
+	// An NXDOMAIN answer to a suspect client for a new domain that fits
+	// its profile reaches the alert threshold on its own (it never blocks:
+	// the answer is already on its way).
+	ptsNXAnswer = DefaultAlert
 	// First seen by this resolver within the long window (RITA: first
 	// seen <= 7 days, +15%).
 	ptsNewlySeen = 10
@@ -565,18 +571,9 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 	// DGA model on the registered label.
 	var dga float32
 	dgaScored := false
+	res.sufStart = suf
 	if suf-1 > reg {
-		label := lower[reg : suf-1]
-		dga, dgaScored = dgaCost(label)
-		sh := &res.shape
-		sh.len = uint8(min(len(label), 255))
-		sh.digit = bytes.ContainsAny(label, "0123456789")
-		sh.hyphen = bytes.IndexByte(label, '-') >= 0
-		var c float32
-		if c, sh.costOK = labelCost(label); sh.costOK {
-			sh.cost = uint16(c * 16)
-		}
-		sh.suffix = uint16(maphash.Bytes(e.seed, lower[suf:]))
+		dga, dgaScored = dgaCost(lower[reg : suf-1])
 	}
 
 	sEpoch, lEpoch := now/e.sEpochLen, now/e.lEpochLen
@@ -672,14 +669,38 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 		}
 	}
 	// Per-client state: a suspect client's queries for newly seen,
-	// unpopular domains.
-	if newlySeen && (d == nil || st.nClients <= 2) && q.Client.IsValid() {
+	// unpopular domains that fit its NXDOMAIN profile, when the evidence
+	// outweighs the chance that a benign name fits (shape.go).
+	res.cand = newlySeen && (d == nil || st.nClients <= 2) && res.ckey != 0 && suf-1 > reg
+	if res.cand {
 		c, cmu := e.clients.get(res.ckey, false, now)
-		if c != nil && c.suspect > now && c.profile.matches(res.shape) {
-			p[rClientNXBurst] = ptsSuspect
+		if c != nil && c.suspect > now {
+			sh := e.shape(lower[reg:suf-1], lower[suf:])
+			if c.profile.matches(sh) && c.odds(sEpoch) >= suspectOdds*c.profile.benignShare() {
+				p[rClientNXBurst] = ptsSuspect
+			}
 		}
 		cmu.Unlock()
 	}
+	e.decide(&res, update, now)
+	return res
+}
+
+// shape returns the shape of a lower-case registered label under the
+// lower-case public suffix suf.
+func (e *Engine) shape(label, suf []byte) labelShape {
+	s := shapeOf(label)
+	if s.ok {
+		s.suffix = uint16(maphash.Bytes(e.seed, suf))
+		s.sufP = sufShare(suf)
+	}
+	return s
+}
+
+// decide adds up res.points into the score, the top reason, the detector
+// and the action, and makes a block verdict sticky.
+func (e *Engine) decide(res *Result, update bool, now uint32) {
+	p := &res.points
 
 	// Detector switches.
 	for i := range p {
@@ -736,15 +757,18 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 			reason: res.topReason, detector: res.detector,
 		}, now)
 	}
-	return res
 }
 
 // ObserveResponse feeds the upstream's rcode for a query that Score
-// passed or alerted on: NXDOMAIN ratios per domain, and the client's
-// burst of NXDOMAINs for distinct domains.
-func (e *Engine) ObserveResponse(res *Result, rcode int) {
+// passed or alerted on: NXDOMAIN ratios per domain, and per client the
+// burst of NXDOMAINs for distinct new domains and the NOERROR answers for
+// new domains. An NXDOMAIN answer to a suspect client for a new domain
+// that fits its profile is itself evidence: it adds ptsNXAnswer to res and
+// may raise it to an alert (never to a block: the answer is on its way).
+// It returns true when res became an alert.
+func (e *Engine) ObserveResponse(res *Result, rcode int) bool {
 	if !res.scored || res.dkey == 0 {
-		return
+		return false
 	}
 	now := e.now()
 	sEpoch, lEpoch := now/e.sEpochLen, now/e.lEpochLen
@@ -758,31 +782,59 @@ func (e *Engine) ObserveResponse(res *Result, rcode int) {
 		}
 	}
 	mu.Unlock()
-	if !nx || res.ckey == 0 {
-		return
+	if !res.cand || (!nx && rcode != 0) {
+		return false
 	}
-	c, cmu := e.clients.get(res.ckey, true, now)
-	if c.sEpoch != sEpoch {
-		if sEpoch == c.sEpoch+1 {
-			c.nx[1], c.nx[0] = c.nx[0], 0
-		} else {
-			c.nx = [2]uint64{}
+	// The shape is computed before the lock.
+	var sh labelShape
+	if nx {
+		var buf [256]byte
+		reg, suf := res.domStart, res.sufStart
+		if suf-1 > reg && len(res.name)-reg <= len(buf) {
+			lower := buf[:0]
+			for i := reg; i < len(res.name); i++ {
+				lower = append(lower, lowerTab[res.name[i]])
+			}
+			if n := len(lower); n > 0 && lower[n-1] == '.' {
+				lower = lower[:n-1]
+			}
+			sh = e.shape(lower[:suf-1-reg], lower[suf-reg:])
 		}
-		if c.nx[1] == 0 {
-			c.profile = nxProfile{} // no NXDOMAIN for a whole window
-		}
-		c.sEpoch = sEpoch
 	}
+	// Only an NXDOMAIN makes a client entry: benign clients take no room.
+	c, cmu := e.clients.get(res.ckey, nx, now)
+	if c == nil {
+		cmu.Unlock()
+		return false
+	}
+	c.roll(sEpoch)
 	c.last = now
-	bit := uint64(1) << (res.dkey >> 32 & 63)
-	if (c.nx[0]|c.nx[1])&bit == 0 {
-		c.profile.add(res.shape)
+	if !nx {
+		if c.ok[0] < 0xffff {
+			c.ok[0]++
+		}
+		cmu.Unlock()
+		return false
 	}
-	c.nx[0] |= bit
+	// The bitmap fills after a few dozen domains; the profile takes every
+	// new domain's NXDOMAIN (up to 255 of them).
+	alert := c.suspect > now && c.profile.matches(sh)
+	c.profile.add(sh)
+	c.nx[0] |= uint64(1) << (res.dkey >> 32 & 63)
 	if distinct64(c.nx[0]|c.nx[1]) >= suspectNX {
 		c.suspect = now + e.sEpochLen
 	}
 	cmu.Unlock()
+	if !alert || e.cfg.NoDGA {
+		return false
+	}
+	was := res.Action
+	res.points[rClientNXBurst] = ptsNXAnswer
+	e.decide(res, false, now)
+	if res.Action == Block {
+		res.Action = Alert
+	}
+	return was == Pass && res.Action == Alert
 }
 
 // distinct64 estimates the distinct keys behind a 64-bit bitmap by linear

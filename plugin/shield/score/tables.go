@@ -95,124 +95,41 @@ type clientState struct {
 	last    uint32
 	sEpoch  uint32
 	nx      [2]uint64 // bitmap of NXDOMAIN registered domains, per short epoch
+	ok      [2]uint16 // NOERROR answers for new, unpopular domains, per short epoch
 	suspect uint32    // engine seconds until which the client is suspect
-	profile nxProfile // what the NXDOMAIN names looked like
+	profile nxProfile // what the NXDOMAIN names looked like (shape.go)
 }
 
-// labelShape is what the suspect-client rule compares: the registered
-// label's length, digits, hyphens and character-model cost, and the public
-// suffix.
-type labelShape struct {
-	len           uint8
-	digit, hyphen bool
-	costOK        bool
-	cost          uint16 // sixteenths of a bit per transition
-	suffix        uint16 // fingerprint of the public suffix
-}
-
-// nxProfile summarises the distinct registered domains a client got
-// NXDOMAIN for: a DGA family's names share a length range, an alphabet,
-// a character-model cost and a few suffixes. A suspect client's new
-// domain must look like them to be blocked, so its ordinary browsing
-// goes on.
-type nxProfile struct {
-	n, costN        uint8 // names profiled, names with a cost (saturating)
-	minLen, maxLen  uint8
-	digits, hyphens uint8
-	minCost         uint16 // the lowest character-model cost
-	suf             [4]uint16
-	sufN            [4]uint8
-}
-
-func (p *nxProfile) add(s labelShape) {
-	if p.n == 255 {
+// roll moves the per-epoch counters to short epoch e. A whole window
+// without an NXDOMAIN clears the profile.
+func (c *clientState) roll(e uint32) {
+	if c.sEpoch == e {
 		return
 	}
-	if p.n == 0 || s.len < p.minLen {
-		p.minLen = s.len
+	if e == c.sEpoch+1 {
+		c.nx[1], c.nx[0] = c.nx[0], 0
+		c.ok[1], c.ok[0] = c.ok[0], 0
+	} else {
+		c.nx, c.ok = [2]uint64{}, [2]uint16{}
 	}
-	if s.len > p.maxLen {
-		p.maxLen = s.len
+	if c.nx[1] == 0 {
+		c.profile = nxProfile{}
 	}
-	p.n++
-	if s.digit {
-		p.digits++
-	}
-	if s.hyphen {
-		p.hyphens++
-	}
-	if s.costOK {
-		if p.costN == 0 || s.cost < p.minCost {
-			p.minCost = s.cost
-		}
-		p.costN++
-	}
-	for i := range p.suf {
-		if p.sufN[i] > 0 && p.suf[i] == s.suffix {
-			if p.sufN[i] < 255 {
-				p.sufN[i]++
-			}
-			return
-		}
-	}
-	for i := range p.suf {
-		if p.sufN[i] == 0 {
-			p.suf[i], p.sufN[i] = s.suffix, 1
-			return
-		}
-	}
+	c.sEpoch = e
 }
 
-// matches reports whether s looks like the profiled names.
-func (p *nxProfile) matches(s labelShape) bool {
-	if p.n == 0 {
-		return false
+// odds returns (distinct NXDOMAIN domains + 1) / (NOERROR answers + 1) as
+// they would be in short epoch e, without changing c.
+func (c *clientState) odds(e uint32) float64 {
+	nx, ok := c.nx, c.ok
+	switch {
+	case e == c.sEpoch:
+	case e == c.sEpoch+1:
+		nx[1], nx[0], ok[1], ok[0] = nx[0], 0, ok[0], 0
+	default:
+		return 0
 	}
-	n := int(p.n)
-	// The length range, widened by 2 on each side: 20 names rarely show
-	// a family's extremes.
-	if int(s.len)+2 < int(p.minLen) || int(s.len) > int(p.maxLen)+2 {
-		return false
-	}
-	// An alphabet trait shared by >= 80% of the names must be there; one
-	// in <= 20% must not.
-	trait := func(k int, has bool) bool {
-		switch {
-		case k*5 >= n*4:
-			return has
-		case k*5 <= n:
-			return !has
-		}
-		return true
-	}
-	if !trait(int(p.digits), s.digit) || !trait(int(p.hyphens), s.hyphen) {
-		return false
-	}
-	// When four suffixes hold >= 90% of the names, the new one must be
-	// among them.
-	covered := 0
-	for _, c := range p.sufN {
-		covered += int(c)
-	}
-	if covered*10 >= n*9 {
-		in := false
-		for i, f := range p.suf {
-			if p.sufN[i] > 0 && f == s.suffix {
-				in = true
-			}
-		}
-		if !in {
-			return false
-		}
-	}
-	// The character model: not more ordinary than the most ordinary of
-	// the names, with half a bit per transition to spare. A family of
-	// random names keeps a wordlike domain out; a dictionary family
-	// cannot.
-	if p.costN > 0 && s.costOK && s.cost+8 < p.minCost {
-		return false
-	}
-	return true
+	return float64(distinct64(nx[0]|nx[1])+1) / float64(int(ok[0])+int(ok[1])+1)
 }
 
 // shard is a lock and a slice of buckets of ways entries.
