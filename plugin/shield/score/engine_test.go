@@ -313,6 +313,13 @@ func TestFloodKeepsVerdict(t *testing.T) {
 	}
 }
 
+// BenchmarkFeatures190: the bound is 300 ns and no allocation for
+// a 190-character name. Measured (go test -run '^$' -bench
+// 'Features|Reference' -benchtime 500000x -count 5): medians 224 to 264
+// ns with BenchmarkReference190 at 120 to 124 ns in the same runs; on a
+// loaded machine (the reference at 185 ns) 370 ns. Before the four-byte
+// scan and the single counting loop: 387 to 634 ns with the reference at
+// 150 to 277 ns.
 func BenchmarkFeaturesShort(b *testing.B) { benchFeatures(b, shortName) }
 func BenchmarkFeatures190(b *testing.B)   { benchFeatures(b, longName) }
 
@@ -360,14 +367,14 @@ func BenchmarkPublicSuffixDirect(b *testing.B) {
 	}
 }
 
-var sinkFlags uint16
+var sinkFlags uint32
 
 // BenchmarkReference190 is a reference for the machine's speed at the
 // time: one table lookup and OR per byte of the 190-character name, the
 // least any per-byte feature pass can do.
 func BenchmarkReference190(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		var all uint16
+		var all uint32
 		for j := 0; j < len(longName); j++ {
 			all |= charFlags[longName[j]]
 		}

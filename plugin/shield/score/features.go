@@ -29,13 +29,25 @@ type Features struct {
 }
 
 // nlog2n[i] = i*log2(i) in 1/65536ths, for the entropy sum: integer
-// adds keep the sum off the floating-point latency chain.
-var nlog2n [256]uint32
+// adds keep the sum off the floating-point latency chain. The low 32 bits
+// of dnlog2n[k] are nlog2n[k+1] - nlog2n[k], what one more occurrence of
+// a byte seen k times adds, so the sum builds up in the counting loop
+// itself (telescoping: the same total as summing nlog2n over the final
+// counts); its high 32 bits are 1 for k == 0, so the same add counts the
+// distinct bytes.
+var (
+	nlog2n  [256]uint32
+	dnlog2n [256]uint64
+)
 
 func init() {
 	for i := 1; i < len(nlog2n); i++ {
 		nlog2n[i] = uint32(math.Round(float64(i) * math.Log2(float64(i)) * 65536))
 	}
+	for k := 0; k+1 < len(nlog2n); k++ {
+		dnlog2n[k] = uint64(nlog2n[k+1] - nlog2n[k])
+	}
+	dnlog2n[0] |= 1 << 32
 }
 
 // Minimum label lengths for an encoding class to count (DETECTION.md:
@@ -96,58 +108,79 @@ func lexical(raw string, prefixEnd int, f *Features) {
 	p := raw[:prefixEnd]
 
 	// Entropy sample: the first entropySample bytes of the prefix,
-	// counted in a tight loop of their own; dots are taken out after.
+	// counted in a tight loop of their own that also builds the entropy
+	// sum and the distinct bytes (dnlog2n); dots are taken out after.
 	// Escapes count by their presentation bytes.
 	var counts [256]uint8
 	sample := p
 	if len(sample) > entropySample {
 		sample = sample[:entropySample]
 	}
+	var acc uint64 // distinct bytes << 32 | entropy sum
 	for i := 0; i < len(sample); i++ {
-		counts[sample[i]]++
+		c := sample[i]
+		k := counts[c]
+		counts[c] = k + 1
+		acc += dnlog2n[k]
 	}
-	sampled := len(sample) - int(counts['.'])
-	counts['.'] = 0
-	var all uint16 // OR of the flags of every prefix byte
+	dots := counts['.']
+	sum := uint32(acc) - nlog2n[dots]
+	distinct := int(acc>>32) - int(b2u(dots != 0))
+	n8 := len(sample) - int(dots)
+
+	// The label scan: one flag lookup per byte, four bytes at a time
+	// while none is '.' or '\\' (the only bytes that take a branch). The
+	// flags OR into the label's; their sum counts the bytes outside LDH
+	// (nonLDHOne, above the flag bits).
+	var all uint32 // OR of the flags of every prefix byte
 	for i := 0; i <= len(p); i++ {
-		var lab uint16 // OR of the flags of the label's bytes
-		start, extra, nonLDH := i, 0, 0
+		var lab, sum4 uint32 // OR and sum of the flags of the label's bytes
+		start, extra := i, 0
 	scan:
 		for ; i < len(p); i++ {
+			rem := p[i:]
+			for len(rem) >= 4 {
+				a, b, c, d := charFlags[rem[0]], charFlags[rem[1]], charFlags[rem[2]], charFlags[rem[3]]
+				if (a|b|c|d)&fSpecial != 0 {
+					break
+				}
+				lab |= a | b | c | d
+				sum4 += a + b + c + d
+				rem = rem[4:]
+			}
+			i = len(p) - len(rem)
+			if len(rem) == 0 {
+				break
+			}
 			c := p[i]
 			fl := charFlags[c]
 			if fl&fSpecial != 0 {
-				// Rare bytes: '.', '_', '\\' and bytes outside LDH. The
-				// common path stays short.
 				if c == '.' {
 					break scan
 				}
-				if c == '_' && i == start {
-					f.Underscore = true
+				// An escaped byte, \DDD or \X: outside LDH either way.
+				k := escapeLen(p, i)
+				if k == 3 {
+					c = byte((int(p[i+1]-'0')*100 + int(p[i+2]-'0')*10 + int(p[i+3]-'0')) & 0xff)
+				} else if k == 1 {
+					c = p[i+1]
 				}
-				if fl&fNonLDH != 0 {
-					nonLDH++
-				}
-				if c == '\\' {
-					// An escaped byte, \DDD or \X: outside LDH either way.
-					k := escapeLen(p, i)
-					if k == 3 {
-						c = byte((int(p[i+1]-'0')*100 + int(p[i+2]-'0')*10 + int(p[i+3]-'0')) & 0xff)
-					} else if k == 1 {
-						c = p[i+1]
-					}
-					i += k
-					extra += k
-					fl = charFlags[c]&^(fSpecial|f8Bit|fB64Sym) | fNonLDH | fNotHex | fNotB32
-					if c == '=' || c == '+' || c == '/' {
-						fl |= fB64Sym
-					} else {
-						fl |= f8Bit
-					}
-					nonLDH++
+				i += k
+				extra += k
+				fl = charFlags[c]&flagMask&^(fSpecial|f8Bit|fB64Sym) | fNonLDH | fNotHex | fNotB32 | nonLDHOne
+				if c == '=' || c == '+' || c == '/' {
+					fl |= fB64Sym
+				} else {
+					fl |= f8Bit
 				}
 			}
 			lab |= fl
+			sum4 += fl
+		}
+		nonLDH := int(sum4 >> nonLDHShift)
+		lab &= flagMask
+		if i > start && p[start] == '_' {
+			f.Underscore = true
 		}
 		f.NonLDH += nonLDH
 		labLen := i - start - extra
@@ -187,24 +220,10 @@ func lexical(raw string, prefixEnd int, f *Features) {
 	if f.PrefixLen == 0 {
 		return
 	}
-	var sum uint32
-	// A second pass over the sample visits each distinct byte once (its
-	// count is cleared after use).
-	n8 := 0
-	for i := 0; i < len(sample) && n8 < sampled; i++ {
-		// Branch-free: a byte seen before has a cleared count and adds 0.
-		c := p[i]
-		k := counts[c]
-		counts[c] = 0
-		f.Distinct += int(b2u(k != 0))
-		n8 += int(k)
-		sum += nlog2n[k]
+	f.Distinct = distinct
+	if n8 > 0 { // n8 <= entropySample
+		f.Entropy = log2tab[n8] - float32(sum)/65536/float32(n8)
 	}
-	nf := float32(n8)
-	if n8 > 255 {
-		nf = 255
-	}
-	f.Entropy = log2f(nf) - float32(sum)/65536/nf
 	if f.Entropy < 0 {
 		f.Entropy = 0
 	}
@@ -225,13 +244,13 @@ func lexical(raw string, prefixEnd int, f *Features) {
 		m = alpha
 	}
 	if m > 1 {
-		f.NormEntropy = f.Entropy / log2f(float32(m))
+		f.NormEntropy = f.Entropy / log2tab[m] // m <= 256
 	}
 }
 
 // Byte classes, as bit flags in charFlags.
 const (
-	fDigit     uint16 = 1 << iota // 0-9 (bit 0: counted by value)
+	fDigit     uint32 = 1 << iota // 0-9 (bit 0: counted by value)
 	fLower                        // a-z
 	fUpper                        // A-Z
 	fHexLetter                    // a-f, A-F
@@ -239,15 +258,23 @@ const (
 	fNotB32                       // 0, 1, 8, 9, '-' or '_'
 	fB64Sym                       // + / =
 	f8Bit                         // a byte outside ASCII LDH and + / =
-	fSpecial                      // '.', '\\', '_' and bytes outside LDH: handled apart
+	fSpecial                      // '.' and '\\': handled apart
 	fNonLDH                       // outside letters, digits, '-', '_'
 )
 
-var charFlags [256]uint16
+// Above the flag bits, charFlags holds 1 for a byte outside LDH, so that
+// a sum of flags counts them (up to 65535 bytes).
+const (
+	flagMask    = 1<<nonLDHShift - 1
+	nonLDHShift = 16
+	nonLDHOne   = 1 << nonLDHShift
+)
+
+var charFlags [256]uint32
 
 func init() {
 	for c := 0; c < 256; c++ {
-		var fl uint16
+		var fl uint32
 		switch {
 		case 'a' <= c && c <= 'z':
 			fl = fLower
@@ -271,13 +298,16 @@ func init() {
 		case c == '-':
 			fl = fNotB32 | fNotHex
 		case c == '_':
-			fl = fNotB32 | fNotHex | fSpecial
+			fl = fNotB32 | fNotHex
 		case c == '.' || c == '\\':
 			fl = fSpecial
 		case c == '+' || c == '/' || c == '=':
-			fl = fB64Sym | fNonLDH | fNotHex | fNotB32 | fSpecial
+			fl = fB64Sym | fNonLDH | fNotHex | fNotB32
 		default:
-			fl = f8Bit | fNonLDH | fNotHex | fNotB32 | fSpecial
+			fl = f8Bit | fNonLDH | fNotHex | fNotB32
+		}
+		if fl&fNonLDH != 0 {
+			fl |= nonLDHOne
 		}
 		charFlags[c] = fl
 	}
@@ -321,13 +351,13 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 // log2f is log2 for the small positive values used here, through a table
 // for integers and math.Log2 otherwise.
 func log2f(x float32) float32 {
-	if x >= 1 && x < 256 && x == float32(int(x)) {
+	if x >= 1 && x < float32(len(log2tab)) && x == float32(int(x)) {
 		return log2tab[int(x)]
 	}
 	return float32(math.Log2(float64(x)))
 }
 
-var log2tab [256]float32
+var log2tab [257]float32
 
 func init() {
 	for i := 1; i < len(log2tab); i++ {
