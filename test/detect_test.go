@@ -264,3 +264,160 @@ func startCoreDNSErr(corefile string) (*caddy.Instance, error) {
 	caddy.Quiet = true
 	return caddy.Start(corefileInput(corefile))
 }
+
+// startNXUpstream starts a loopback upstream that answers NXDOMAIN for
+// every name except those resolvable reports true for (an A record).
+func startNXUpstream(t testing.TB, resolvable func(name string) bool) *upstream {
+	t.Helper()
+	u := &upstream{seen: map[string]int{}}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.RecursionAvailable = true
+		q := r.Question[0]
+		u.mu.Lock()
+		u.seen[strings.ToLower(q.Name)]++
+		u.mu.Unlock()
+		if resolvable(strings.ToLower(q.Name)) {
+			if q.Qtype == dns.TypeA {
+				rr, _ := dns.NewRR(fmt.Sprintf("%s 60 IN A %s", q.Name, upstreamA))
+				m.Answer = append(m.Answer, rr)
+			}
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: h}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	u.addr = pc.LocalAddr().String()
+	return u
+}
+
+// TestDetectDGAClient: a client whose queries for new random domains get
+// NXDOMAIN from the upstream becomes suspect after about 10 of them. From
+// the 13th on each of its names like those is either blocked by the dga detector
+// (EDE 17) or, when the upstream's NXDOMAIN comes back, recorded as a dga
+// alert; its next such domain is blocked even though it resolves (never
+// sent upstream), while its ordinary browsing and another client's new
+// domain resolve. A client that browses between the NXDOMAINs of
+// word-pair names is not blocked, but its NXDOMAINs alert.
+func TestDetectDGAClient(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	randName := func() string {
+		b := make([]byte, 12)
+		for i := range b {
+			b[i] = byte('a' + rng.IntN(26))
+		}
+		return string(b) + ".com."
+	}
+	var burst []string
+	for i := 0; i < 20; i++ {
+		burst = append(burst, randName())
+	}
+	next, other := randName(), randName()
+	up := startNXUpstream(t, func(name string) bool {
+		return name == next || name == other || strings.HasSuffix(name, ".example.org.") || strings.HasSuffix(name, ".org.")
+	})
+	dir := t.TempDir()
+	auditPath := filepath.Join(dir, "audit.json")
+	list := writeFile(t, dir, "list.txt", "evil.test\n")
+	r := startCoreDNS(t, shieldCorefile(up, "", "blocklist malware "+list+"\naudit "+auditPath))
+
+	const infected = "127.0.0.5"
+	detected := map[string]string{} // burst name: "block" or "alert" expected
+	for i, n := range burst {
+		m := askDetectFrom(t, infected, r.udp, n, dns.TypeA)
+		if m.Rcode != dns.RcodeNameError {
+			t.Fatalf("%s: rcode %s, want NXDOMAIN", n, dns.RcodeToString[m.Rcode])
+		}
+		// The client is suspect from about its 10th distinct NXDOMAIN
+		// domain on: a linear-counting estimate of a 64-bit bitmap reads
+		// 9 domains as 9.7, and 12 as 10 or more unless 4 of them collide.
+		_, filtered := ede(m)
+		switch {
+		case i < 9 && filtered:
+			t.Fatalf("%s (%d): blocked before the client had 10 NXDOMAINs: %v", n, i, m)
+		case i >= 9 && filtered:
+			if !detectBlocked(t, m) {
+				t.Fatalf("%s: filtered but not by a detection: %v", n, m)
+			}
+			detected[n] = "block"
+		case i >= 12:
+			detected[n] = "alert"
+		}
+	}
+	if !detectBlocked(t, askDetectFrom(t, infected, r.udp, next, dns.TypeA)) {
+		t.Fatalf("the suspect client's next domain %s like its NXDOMAIN names was forwarded", next)
+	}
+	detected[next] = "block"
+	if c := up.count(next); c != 0 {
+		t.Errorf("the blocked name reached the upstream %d times", c)
+	}
+	if m := askDetectFrom(t, infected, r.udp, "www.example.org.", dns.TypeA); !forwarded(m) {
+		t.Errorf("the suspect client's ordinary browsing was not forwarded: %v", m)
+	}
+	if m := askDetectFrom(t, "127.0.0.6", r.udp, other, dns.TypeA); !forwarded(m) {
+		t.Errorf("another client's new domain was not forwarded: %v", m)
+	}
+
+	// A client that browses between its NXDOMAINs, for names of two
+	// words (a dictionary DGA): after 14 of them and 40 new domains that
+	// resolve, the odds are too low to block names that many popular
+	// domains look like, so its later word-pair names go upstream and
+	// their NXDOMAINs are the alerts.
+	const browsing = "127.0.0.7"
+	words := []string{"sun", "sky", "blue", "river", "garden", "market", "journey", "silverware",
+		"moon", "stone", "light", "house", "apple", "orange", "winter", "harbor"}
+	pair := func(i int) string { return words[i%16] + words[(i*7+3)%16] + ".com." }
+	for i := 0; i < 14; i++ {
+		if m := askDetectFrom(t, browsing, r.udp, pair(i), dns.TypeA); m.Rcode != dns.RcodeNameError {
+			t.Fatalf("%s: rcode %s, want NXDOMAIN", pair(i), dns.RcodeToString[m.Rcode])
+		}
+	}
+	for i := 0; i < 40; i++ {
+		n := fmt.Sprintf("www.%s%d.org.", words[i%16], i)
+		if m := askDetectFrom(t, browsing, r.udp, n, dns.TypeA); !forwarded(m) {
+			t.Fatalf("browsing %s not forwarded: %v", n, m)
+		}
+	}
+	for i := 14; i < 19; i++ {
+		m := askDetectFrom(t, browsing, r.udp, pair(i), dns.TypeA)
+		if _, filtered := ede(m); filtered || m.Rcode != dns.RcodeNameError {
+			t.Fatalf("%s: want the upstream's NXDOMAIN, got %v", pair(i), m)
+		}
+		detected[pair(i)] = "alert"
+	}
+
+	got := map[string]detectRecord{}
+	// The audit writer is asynchronous: wait up to 5 s for the records.
+	for deadline := time.Now().Add(5 * time.Second); len(got) < len(detected) && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for _, rec := range readDetections(t, auditPath) {
+			if rec.Rule.Name == "dga" && (rec.Client.IP == infected || rec.Client.IP == browsing) &&
+				detected[rec.DNS.Question.Name] == rec.Event.Action {
+				got[rec.DNS.Question.Name] = rec
+			}
+		}
+	}
+	for n, want := range detected {
+		if _, ok := got[n]; !ok {
+			t.Errorf("no dga %s record for %s", want, n)
+		}
+	}
+	alerts := 0
+	for n, rec := range got {
+		if !strings.Contains(strings.Join(rec.Shield.Reasons, ","), "client_nx_burst") || rec.Shield.Score < 40 ||
+			rec.Shield.Domain != strings.TrimSuffix(n, ".") {
+			t.Errorf("record for %s: %+v", n, rec)
+		}
+		if rec.Event.Action == "alert" {
+			alerts++
+		}
+	}
+	t.Logf("%d names alerted on their NXDOMAIN, %d blocked (the resolvable one included)", alerts, len(got)-alerts)
+}
