@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -189,6 +190,7 @@ func (s *Store) Snapshot(now time.Time) State {
 func (s *Store) Restore(st State, now time.Time) (restored, skipped int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var keys []netip.Prefix
 	for _, q := range st.Quarantines {
 		p := q.Client
 		if !p.IsValid() || p.Addr().Zone() != "" || p.Addr().Is4In6() ||
@@ -208,6 +210,7 @@ func (s *Store) Restore(st State, now time.Time) (restored, skipped int) {
 		q.Client = p
 		q.Reason, q.Actor, q.Evidence = clip(q.Reason, maxReason), clip(q.Actor, maxActor), clipEvidence(q.Evidence)
 		s.quar[p] = newEntry(q)
+		keys = append(keys, p)
 		restored++
 	}
 	for _, b := range st.Blocks {
@@ -229,7 +232,7 @@ func (s *Store) Restore(st State, now time.Time) (restored, skipped int) {
 		restored++
 	}
 	if restored > 0 {
-		s.publish()
+		s.publish(keys, restored > len(keys))
 	}
 	return restored, skipped
 }

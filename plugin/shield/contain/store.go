@@ -6,7 +6,9 @@
 // The query path reads an immutable snapshot through an atomic pointer, so
 // a lookup takes no lock and, when nothing is quarantined or blocked, costs
 // one pointer load. Every change (add, release, expiry) builds a new
-// snapshot under the store's mutex; changes are rare and bounded in number.
+// snapshot under the store's mutex, copying only the shard of the
+// quarantines it touches (or the block map), so a change costs a small
+// share of the table however full it is.
 //
 // The package does no logging and has no metrics: it returns what changed
 // and the CoreDNS glue in package shield writes the audit records, the log
@@ -14,8 +16,11 @@
 package contain
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -87,12 +92,39 @@ type BlockEntry struct {
 	EDEText string // "emergency block: REASON"
 }
 
-// snapshot is the immutable state read by the query path.
+// quarShards is how many maps the quarantines of a snapshot are spread
+// over. A change copies only the shards it touches, so filling the table
+// (escalations do that on the query path, and spoofed sources can drive
+// them) costs about n*n/2/quarShards copied entries instead of n*n/2.
+const quarShards = 256
+
+// snapshot is the immutable state read by the query path. Snapshots share
+// the shards and the block map a change does not touch.
 type snapshot struct {
-	quar   map[netip.Prefix]*Entry
+	quar   [quarShards]map[netip.Prefix]*Entry // by quarShard
+	nquar  int
 	bits4  []int // distinct prefix lengths in quar, longest first
 	bits6  []int
 	blocks map[string]*BlockEntry
+}
+
+// shardKey keys the shard hash with per-process random values, so that
+// sources cannot be picked to crowd one shard.
+var shardKey = func() [2]uint64 {
+	seed := maphash.MakeSeed()
+	return [2]uint64{maphash.String(seed, "hi"), maphash.String(seed, "lo")}
+}()
+
+// quarShard returns the shard of a quarantine key: a keyed multiply-xor
+// mix of the address and the prefix length (cheap, and it allocates
+// nothing on the query path).
+func quarShard(p netip.Prefix) int {
+	a := p.Addr().As16()
+	h := (binary.BigEndian.Uint64(a[:8]) ^ shardKey[0]) * 0x9e3779b97f4a7c15
+	h ^= binary.BigEndian.Uint64(a[8:]) ^ shardKey[1] ^ uint64(p.Bits())
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 31
+	return int(h % quarShards)
 }
 
 // Options tunes a Store. Zero values take the defaults.
@@ -117,9 +149,12 @@ type Store struct {
 	opt  Options
 	snap atomic.Pointer[snapshot] // nil when there is nothing at all
 
-	mu     sync.Mutex // serialises changes; guards quar and blocks
+	mu     sync.Mutex // serialises changes; guards the fields below
 	quar   map[netip.Prefix]*Entry
 	blocks map[string]*BlockEntry
+	cur    *snapshot   // the last snapshot built, never nil
+	bits   [2][129]int // quarantines by family (0: IPv4) and prefix length
+	copied int         // entries copied into snapshots, for the tests
 
 	changed chan struct{} // cap 1: signalled after every change
 }
@@ -148,6 +183,7 @@ func NewStore(o Options) *Store {
 		opt:     o,
 		quar:    map[netip.Prefix]*Entry{},
 		blocks:  map[string]*BlockEntry{},
+		cur:     &snapshot{},
 		changed: make(chan struct{}, 1),
 	}
 }
@@ -276,7 +312,7 @@ func (s *Store) Quarantine(client netip.Prefix, d time.Duration, reason, actor s
 		return Quarantine{}, fmt.Errorf("%w: %d quarantines", ErrFull, len(s.quar))
 	}
 	s.quar[q.Client] = newEntry(q)
-	s.publish()
+	s.publish([]netip.Prefix{q.Client}, false)
 	return q, nil
 }
 
@@ -303,7 +339,7 @@ func (s *Store) Release(client netip.Prefix) (Quarantine, error) {
 		return Quarantine{}, fmt.Errorf("%w: no quarantine of %s", ErrNotFound, ClientText(client))
 	}
 	delete(s.quar, client.Masked())
-	s.publish()
+	s.publish([]netip.Prefix{client.Masked()}, false)
 	return e.Quarantine, nil
 }
 
@@ -330,7 +366,7 @@ func (s *Store) AddBlock(name string, d time.Duration, reason, actor string) (Bl
 		return Block{}, fmt.Errorf("%w: %d emergency blocks", ErrFull, len(s.blocks))
 	}
 	s.blocks[n] = newBlockEntry(b)
-	s.publish()
+	s.publish(nil, true)
 	return b, nil
 }
 
@@ -347,7 +383,7 @@ func (s *Store) RemoveBlock(name string) (Block, error) {
 		return Block{}, fmt.Errorf("%w: no emergency block of %s", ErrNotFound, n)
 	}
 	delete(s.blocks, n)
-	s.publish()
+	s.publish(nil, true)
 	return e.Block, nil
 }
 
@@ -355,9 +391,11 @@ func (s *Store) RemoveBlock(name string) (Block, error) {
 func (s *Store) Sweep(now time.Time) (quar []Quarantine, blocks []Block) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var keys []netip.Prefix
 	for k, e := range s.quar {
 		if !now.Before(e.Expires) {
 			quar = append(quar, e.Quarantine)
+			keys = append(keys, k)
 			delete(s.quar, k)
 		}
 	}
@@ -368,7 +406,7 @@ func (s *Store) Sweep(now time.Time) (quar []Quarantine, blocks []Block) {
 		}
 	}
 	if len(quar)+len(blocks) > 0 {
-		s.publish()
+		s.publish(keys, len(blocks) > 0)
 	}
 	return quar, blocks
 }
@@ -415,32 +453,57 @@ func (s *Store) Counts() (quarantines, blocks int) {
 	return len(s.quar), len(s.blocks)
 }
 
-// publish builds the snapshot from the maps and signals the change. The
-// caller holds s.mu.
-func (s *Store) publish() {
-	if len(s.quar) == 0 && len(s.blocks) == 0 {
-		s.snap.Store(nil)
-	} else {
-		sn := &snapshot{quar: make(map[netip.Prefix]*Entry, len(s.quar)), blocks: make(map[string]*BlockEntry, len(s.blocks))}
-		var seen4, seen6 [129]bool
-		for k, e := range s.quar {
-			sn.quar[k] = e
-			if k.Addr().Is4() {
-				if !seen4[k.Bits()] {
-					seen4[k.Bits()] = true
-					sn.bits4 = append(sn.bits4, k.Bits())
-				}
-			} else if !seen6[k.Bits()] {
-				seen6[k.Bits()] = true
-				sn.bits6 = append(sn.bits6, k.Bits())
+// publish makes a snapshot with the changes to the quarantines of keys
+// (added, replaced or removed in s.quar) and, if blocks is set, to the
+// emergency blocks, and signals the change. Only the shards of keys are
+// copied. The caller holds s.mu.
+func (s *Store) publish(keys []netip.Prefix, blocks bool) {
+	sn := new(snapshot)
+	*sn = *s.cur
+	var copied [quarShards]bool
+	for _, k := range keys {
+		i := quarShard(k)
+		if !copied[i] {
+			m := make(map[netip.Prefix]*Entry, len(sn.quar[i])+1)
+			maps.Copy(m, sn.quar[i])
+			s.copied += len(sn.quar[i])
+			sn.quar[i], copied[i] = m, true
+		}
+		fam := 0
+		if k.Addr().Is6() {
+			fam = 1
+		}
+		_, had := sn.quar[i][k]
+		if e, ok := s.quar[k]; ok {
+			sn.quar[i][k] = e
+			if !had {
+				s.bits[fam][k.Bits()]++
+			}
+		} else if had {
+			delete(sn.quar[i], k)
+			s.bits[fam][k.Bits()]--
+		}
+	}
+	sn.nquar = len(s.quar)
+	if len(keys) > 0 {
+		sn.bits4, sn.bits6 = nil, nil
+		for b := 128; b >= 0; b-- {
+			if s.bits[0][b] > 0 {
+				sn.bits4 = append(sn.bits4, b)
+			}
+			if s.bits[1][b] > 0 {
+				sn.bits6 = append(sn.bits6, b)
 			}
 		}
-		desc := func(a, b int) int { return b - a }
-		slices.SortFunc(sn.bits4, desc)
-		slices.SortFunc(sn.bits6, desc)
-		for k, e := range s.blocks {
-			sn.blocks[k] = e
-		}
+	}
+	if blocks {
+		sn.blocks = maps.Clone(s.blocks)
+		s.copied += len(s.blocks)
+	}
+	s.cur = sn
+	if sn.nquar == 0 && len(sn.blocks) == 0 {
+		s.snap.Store(nil)
+	} else {
 		s.snap.Store(sn)
 	}
 	select {
@@ -458,7 +521,7 @@ func (s *Store) Active() bool { return s.snap.Load() != nil }
 // should be unmapped.
 func (s *Store) Lookup(addr netip.Addr, now time.Time) *Entry {
 	sn := s.snap.Load()
-	if sn == nil || len(sn.quar) == 0 {
+	if sn == nil || sn.nquar == 0 {
 		return nil
 	}
 	bits := sn.bits6
@@ -470,7 +533,7 @@ func (s *Store) Lookup(addr netip.Addr, now time.Time) *Entry {
 		if err != nil {
 			continue
 		}
-		if e := sn.quar[p]; e != nil && now.Before(e.Expires) {
+		if e := sn.quar[quarShard(p)][p]; e != nil && now.Before(e.Expires) {
 			return e
 		}
 	}
@@ -481,7 +544,7 @@ func (s *Store) Lookup(addr netip.Addr, now time.Time) *Entry {
 // calls it before reading the clock.
 func (s *Store) HasQuarantines() bool {
 	sn := s.snap.Load()
-	return sn != nil && len(sn.quar) > 0
+	return sn != nil && sn.nquar > 0
 }
 
 // HasBlocks reports whether any emergency block is held.

@@ -3,6 +3,7 @@ package contain
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -333,5 +334,92 @@ func TestSaveStateNeverWritesWhatLoadRefuses(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".state.json.tmp-*")); len(m) != 0 {
 		t.Errorf("temporary files left: %v", m)
+	}
+}
+
+// TestFillIsNotQuadratic: escalations add quarantines on the query path,
+// and spoofed sources can drive the table to its bound. A change must not
+// copy everything held (filling 65536 entries that way is some 2*10^9 map
+// writes, minutes of CPU under the store's lock). The measure is the
+// number of entries copied into new snapshots, not time.
+func TestFillIsNotQuadratic(t *testing.T) {
+	s := NewStore(Options{})
+	const n = DefaultMaxEntries
+	for i := range n {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 7, byte(i >> 8), byte(i)}), 32)
+		if _, err := s.Quarantine(p, time.Hour, "r", "policy:x", nil); err != nil {
+			t.Fatal(err)
+		}
+		// Copying everything on every change is i*i/2 entries (2.1e9 at
+		// the bound); a shard per change is about i*i/2/quarShards.
+		if c := s.copied; c > (i+1)*(i+1)/64+1024 {
+			t.Fatalf("adding %d quarantines copied %d entries into snapshots", i+1, c)
+		}
+	}
+	for i := range n {
+		a := netip.AddrFrom4([4]byte{10, 7, byte(i >> 8), byte(i)})
+		if e := s.Lookup(a, time.Now()); e == nil || e.Client.Addr() != a {
+			t.Fatalf("Lookup(%s) = %v", a, e)
+		}
+	}
+	if s.Lookup(netip.MustParseAddr("10.8.0.1"), time.Now()) != nil {
+		t.Fatal("an address outside every quarantine matched")
+	}
+}
+
+// TestSnapshotMatchesModel: after random adds, replacements, releases,
+// sweeps and restores of hosts and networks of both families, Lookup
+// agrees with a plain scan of the quarantines held.
+func TestSnapshotMatchesModel(t *testing.T) {
+	now := t0
+	s := NewStore(Options{Now: clock(&now), MaxTTL: 24 * time.Hour})
+	rng := rand.New(rand.NewPCG(1, 2))
+	prefix := func() netip.Prefix {
+		if rng.IntN(2) == 0 {
+			a := netip.AddrFrom4([4]byte{10, byte(rng.IntN(2)), byte(rng.IntN(4)), byte(rng.IntN(8))})
+			return netip.PrefixFrom(a, []int{8, 16, 24, 30, 32}[rng.IntN(5)]).Masked()
+		}
+		a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(rng.IntN(8))})
+		return netip.PrefixFrom(a, []int{32, 64, 127, 128}[rng.IntN(4)]).Masked()
+	}
+	addrs := func() []netip.Addr {
+		var out []netip.Addr
+		for i := range 8 {
+			out = append(out, netip.AddrFrom4([4]byte{10, byte(i % 2), byte(i % 4), byte(i)}),
+				netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i)}))
+		}
+		return append(out, netip.MustParseAddr("11.0.0.1"), netip.MustParseAddr("2001:db9::1"))
+	}()
+	for step := range 3000 {
+		switch r := rng.IntN(10); {
+		case r < 5:
+			s.Quarantine(prefix(), time.Duration(1+rng.IntN(120))*time.Minute, "r", "a", nil)
+		case r < 8:
+			s.Release(prefix())
+		case r < 9:
+			now = now.Add(time.Duration(rng.IntN(30)) * time.Minute)
+			s.Sweep(now)
+		default:
+			other := NewStore(Options{Now: clock(&now)})
+			other.Quarantine(prefix(), time.Hour, "restored", "a", nil)
+			s.Restore(other.Snapshot(now), now)
+		}
+		held := s.Quarantines()
+		for _, a := range addrs {
+			var want *Quarantine
+			for i := range held {
+				q := &held[i]
+				if q.Client.Contains(a) && now.Before(q.Expires) && (want == nil || q.Client.Bits() > want.Client.Bits()) {
+					want = q
+				}
+			}
+			got := s.Lookup(a, now)
+			if (got == nil) != (want == nil) || got != nil && got.Client != want.Client {
+				t.Fatalf("step %d: Lookup(%s) = %v, want %v", step, a, got, want)
+			}
+		}
+		if n, _ := s.Counts(); s.HasQuarantines() != (n > 0) {
+			t.Fatalf("step %d: HasQuarantines %v with %d held", step, s.HasQuarantines(), n)
+		}
 	}
 }
