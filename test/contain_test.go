@@ -821,4 +821,10 @@ func TestContainFailedReload(t *testing.T) {
 	if m := askFrom(t, "127.0.0.1", env.udp, "later.test.", dns.TypeA); m.Rcode != dns.RcodeNameError {
 		t.Errorf("block after a good reload: %v", m)
 	}
+	// Nothing holds the API server once the last configuration stops.
+	env.stop()
+	if c, err := net.DialTimeout("tcp", env.api, 2*time.Second); err == nil {
+		c.Close()
+		t.Error("the API still listens after shutdown")
+	}
 }
