@@ -40,7 +40,9 @@ func TestParseTokens(t *testing.T) {
 		"Bearer " + tok:                 "ops",
 		"Bearer another-token-abcdefgh": "soc",
 		"Bearer " + tok + "x":           "",
-		"bearer " + tok:                 "",
+		"bearer " + tok:                 "ops", // the scheme is case-insensitive (RFC 9110, 11.1)
+		"BEARER  " + tok:                "",
+		"Basic " + tok:                  "",
 		tok:                             "",
 		"Bearer ":                       "",
 		"":                              "",

@@ -94,14 +94,16 @@ func LoadTokens(path string) (*Tokens, error) {
 }
 
 // Check returns the name of the token given in an Authorization header
-// value ("Bearer TOKEN"). Every configured token is compared, in constant
+// value ("Bearer TOKEN", the scheme in any case). Every configured token is compared, in constant
 // time, whatever matches, so the time taken does not tell which token is
 // close.
 func (t *Tokens) Check(header string) (name string, ok bool) {
-	tok, found := strings.CutPrefix(header, "Bearer ")
-	if !found || t == nil || tok == "" {
+	// The scheme is case-insensitive (RFC 9110, section 11.1).
+	const scheme = "Bearer "
+	if t == nil || len(header) <= len(scheme) || !strings.EqualFold(header[:len(scheme)], scheme) {
 		return "", false
 	}
+	tok := header[len(scheme):]
 	sum := sha256.Sum256([]byte(tok))
 	hit := -1
 	for i := range t.sums {
