@@ -138,18 +138,11 @@ func lexical(raw string, prefixEnd int, f *Features) {
 		start, extra := i, 0
 	scan:
 		for ; i < len(p); i++ {
-			rem := p[i:]
-			for len(rem) >= 4 {
-				a, b, c, d := charFlags[rem[0]], charFlags[rem[1]], charFlags[rem[2]], charFlags[rem[3]]
-				if (a|b|c|d)&fSpecial != 0 {
-					break
-				}
-				lab |= a | b | c | d
-				sum4 += a + b + c + d
-				rem = rem[4:]
-			}
-			i = len(p) - len(rem)
-			if len(rem) == 0 {
+			n, or, sum := scan4(p[i:])
+			lab |= or
+			sum4 += sum
+			i += n
+			if i >= len(p) {
 				break
 			}
 			c := p[i]
@@ -246,6 +239,23 @@ func lexical(raw string, prefixEnd int, f *Features) {
 	if m > 1 {
 		f.NormEntropy = f.Entropy / log2tab[m] // m <= 256
 	}
+}
+
+// scan4 scans s four bytes at a time while none of them is '.' or '\\'.
+// It returns the bytes scanned and the OR and the sum of their flags. A
+// function of its own keeps the loop's values in registers.
+func scan4(s string) (n int, or, sum uint32) {
+	rem := s
+	for len(rem) >= 4 {
+		a, b, c, d := charFlags[rem[0]], charFlags[rem[1]], charFlags[rem[2]], charFlags[rem[3]]
+		if (a|b|c|d)&fSpecial != 0 {
+			break
+		}
+		or |= a | b | c | d
+		sum += a + b + c + d
+		rem = rem[4:]
+	}
+	return len(s) - len(rem), or, sum
 }
 
 // Byte classes, as bit flags in charFlags.
