@@ -485,7 +485,6 @@ func (e *Engine) Explain(q Query) Result {
 }
 
 func (e *Engine) score(q Query, update bool) (res Result) {
-	res.name = q.Name
 	// Presentation names longer than 512 bytes (only possible with
 	// \DDD escapes) are scored on their last 512 bytes.
 	var buf [512]byte
@@ -496,6 +495,7 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 	if len(raw) > len(buf) {
 		raw = raw[len(raw)-len(buf):]
 	}
+	res.name = raw // the offsets below are into raw
 	lower := buf[:len(raw)]
 	for i := 0; i < len(raw); i++ {
 		lower[i] = lowerTab[raw[i]]
@@ -790,13 +790,12 @@ func (e *Engine) ObserveResponse(res *Result, rcode int) bool {
 	if nx {
 		var buf [256]byte
 		reg, suf := res.domStart, res.sufStart
-		if suf-1 > reg && len(res.name)-reg <= len(buf) {
+		// res.name is the name as scored (no trailing dot); the offsets
+		// are into it.
+		if reg >= 0 && suf-1 > reg && suf <= len(res.name) && len(res.name)-reg <= len(buf) {
 			lower := buf[:0]
 			for i := reg; i < len(res.name); i++ {
 				lower = append(lower, lowerTab[res.name[i]])
-			}
-			if n := len(lower); n > 0 && lower[n-1] == '.' {
-				lower = lower[:n-1]
 			}
 			sh = e.shape(lower[:suf-1-reg], lower[suf-reg:])
 		}

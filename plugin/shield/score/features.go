@@ -132,9 +132,9 @@ func lexical(raw string, prefixEnd int, f *Features) {
 	// while none is '.' or '\\' (the only bytes that take a branch). The
 	// flags OR into the label's; their sum counts the bytes outside LDH
 	// (nonLDHOne, above the flag bits).
-	var all uint32 // OR of the flags of every prefix byte
+	var all uint64 // OR of the flags of every prefix byte
 	for i := 0; i <= len(p); i++ {
-		var lab, sum4 uint32 // OR and sum of the flags of the label's bytes
+		var lab, sum4 uint64 // OR and sum of the flags of the label's bytes
 		start, extra := i, 0
 	scan:
 		for ; i < len(p); i++ {
@@ -244,7 +244,7 @@ func lexical(raw string, prefixEnd int, f *Features) {
 // scan4 scans s four bytes at a time while none of them is '.' or '\\'.
 // It returns the bytes scanned and the OR and the sum of their flags. A
 // function of its own keeps the loop's values in registers.
-func scan4(s string) (n int, or, sum uint32) {
+func scan4(s string) (n int, or, sum uint64) {
 	rem := s
 	for len(rem) >= 4 {
 		a, b, c, d := charFlags[rem[0]], charFlags[rem[1]], charFlags[rem[2]], charFlags[rem[3]]
@@ -260,7 +260,7 @@ func scan4(s string) (n int, or, sum uint32) {
 
 // Byte classes, as bit flags in charFlags.
 const (
-	fDigit     uint32 = 1 << iota // 0-9 (bit 0: counted by value)
+	fDigit     uint64 = 1 << iota // 0-9 (bit 0: counted by value)
 	fLower                        // a-z
 	fUpper                        // A-Z
 	fHexLetter                    // a-f, A-F
@@ -272,19 +272,21 @@ const (
 	fNonLDH                       // outside letters, digits, '-', '_'
 )
 
-// Above the flag bits, charFlags holds 1 for a byte outside LDH, so that
-// a sum of flags counts them (up to 65535 bytes).
+// In its high 32 bits charFlags holds 1 for a byte outside LDH, so that a
+// sum of flags counts them. The flags themselves (10 bits, at most 1023 a
+// byte) add up to less than 2^32 for any label shorter than 4 MiB, so
+// they never carry into the count.
 const (
 	flagMask    = 1<<nonLDHShift - 1
-	nonLDHShift = 16
+	nonLDHShift = 32
 	nonLDHOne   = 1 << nonLDHShift
 )
 
-var charFlags [256]uint32
+var charFlags [256]uint64
 
 func init() {
 	for c := 0; c < 256; c++ {
-		var fl uint32
+		var fl uint64
 		switch {
 		case 'a' <= c && c <= 'z':
 			fl = fLower
