@@ -374,6 +374,13 @@ func TestEmergencyBlock(t *testing.T) {
 			t.Errorf("from %s: %v", src, m)
 		}
 	}
+	// The answer is not cached much longer than the block may last: an
+	// unblock takes effect within 30 s, as a release does.
+	if m := askFrom(t, "127.0.0.1", env.udp, "x.fresh-campaign.test.", dns.TypeA); len(m.Ns) != 1 {
+		t.Errorf("no SOA: %v", m)
+	} else if soa, ok := m.Ns[0].(*dns.SOA); !ok || soa.Hdr.Ttl > 30 || soa.Minttl > 30 {
+		t.Errorf("emergency block answer cached for %v", m.Ns[0])
+	}
 	if resp := mustCall(t, env.api, "GET", "/v1/blocks", "", 200); !strings.Contains(resp, `"name": "fresh-campaign.test"`) {
 		t.Errorf("blocks: %s", resp)
 	}
@@ -388,7 +395,7 @@ func TestEmergencyBlock(t *testing.T) {
 		lines := readContainAudit(t, env.audit)
 		is := func(l containLine) bool { return l.Rule.Name == "fresh-campaign.test" && l.Shield.Actor == "api:ops" }
 		return len(findAudit(lines, "block_add", is)) == 1 && len(findAudit(lines, "block_remove", is)) == 1 &&
-			len(findAudit(lines, "block", func(l containLine) bool { return l.Rule.Ruleset == "emergency" })) == 2
+			len(findAudit(lines, "block", func(l containLine) bool { return l.Rule.Ruleset == "emergency" })) == 3
 	})
 }
 

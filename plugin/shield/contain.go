@@ -29,8 +29,9 @@ import (
 // api; this file is the glue: Corefile options, the query path, audit
 // records, metrics and the lifecycle.
 
-// quarantineTTL caps the TTL of answers to a quarantined client, so that
-// a release takes effect within seconds even where the client caches.
+// quarantineTTL caps the TTL of answers to a quarantined client and of
+// emergency block answers, so that a release or an unblock takes effect
+// within seconds even where the client caches.
 const quarantineTTL = 30
 
 // sweepEvery is how often expired quarantines and blocks are removed and
@@ -383,7 +384,12 @@ func (s *Shield) serveEmergency(ctx context.Context, server string, w dns.Respon
 	if s.action == actDrop {
 		return true, dns.RcodeSuccess, nil
 	}
-	w.WriteMsg(s.answer(r, s.action, e.Name+".", e.EDEText))
+	m := s.answer(r, s.action, e.Name+".", e.EDEText)
+	// Like a quarantine answer, cached for seconds only: an emergency
+	// block is temporary, and an unblock or its expiry must take effect
+	// downstream too.
+	capTTL(m, min(quarantineTTL, uint32(max(1, e.Expires.Sub(time.Now())/time.Second))))
+	w.WriteMsg(m)
 	return true, dns.RcodeSuccess, nil
 }
 
