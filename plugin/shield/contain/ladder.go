@@ -95,11 +95,12 @@ type hit struct {
 	reasons []string
 }
 
-// counter holds the last Count hits of one client for one rule, as a ring.
+// counter holds the last Count hits of one client for one rule: hits
+// grows to Count, then is a ring whose oldest entry is at next. Growing
+// keeps a table of mostly one-hit clients small.
 type counter struct {
 	hits []hit
 	next int
-	n    int
 }
 
 // Ladder counts blocks per client and rule and reports when a rule fires.
@@ -136,7 +137,8 @@ func (l *Ladder) Len() int {
 // kept as evidence (not copied: the caller must not change reasons). It
 // returns the escalations that fired, and resets their counters. When no
 // rule counts kind it returns at once without a lock. Note allocates only
-// when a client gets a new counter or a rule fires.
+// when a client gets a new counter, its counter grows (at most log2(Count)
+// times) or a rule fires.
 func (l *Ladder) Note(client netip.Addr, kind, name string, reasons []string, now time.Time) []Escalation {
 	if l == nil {
 		return nil
@@ -169,23 +171,25 @@ func (l *Ladder) Note(client netip.Addr, kind, name string, reasons []string, no
 					break
 				}
 			}
-			c = &counter{hits: make([]hit, r.Count)}
+			c = &counter{hits: make([]hit, 0, min(r.Count, 2))}
 			l.table[k] = c
 		}
-		c.hits[c.next] = hit{at: t, kind: kind, name: name, reasons: reasons}
-		c.next = (c.next + 1) % len(c.hits)
-		if c.n < len(c.hits) {
-			c.n++
+		h := hit{at: t, kind: kind, name: name, reasons: reasons}
+		if len(c.hits) < r.Count {
+			c.hits = append(c.hits, h) // next stays 0, the oldest
+		} else {
+			c.hits[c.next] = h
+			c.next = (c.next + 1) % len(c.hits)
 		}
-		if c.n < r.Count {
+		if len(c.hits) < r.Count {
 			continue
 		}
 		oldest := c.hits[c.next] // the ring is full: next is the oldest
 		if t-oldest.at > int64(r.Window) {
 			continue
 		}
-		ev := make([]string, 0, c.n)
-		for j := 0; j < c.n; j++ {
+		ev := make([]string, 0, len(c.hits))
+		for j := range len(c.hits) {
 			h := c.hits[(c.next+j)%len(c.hits)]
 			s := h.name + " (" + h.kind
 			if len(h.reasons) > 0 {

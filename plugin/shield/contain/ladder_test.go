@@ -1,6 +1,7 @@
 package contain
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -68,14 +69,62 @@ func TestLadderBound(t *testing.T) {
 }
 
 func TestLadderNoteDoesNotAllocate(t *testing.T) {
-	r, _ := ParseRule([]string{"tunnel", "100", "1h", "1h"})
+	// Hits a second apart never make 100 within 1s: the rule never fires.
+	r, _ := ParseRule([]string{"tunnel", "100", "1s", "1h"})
 	l := NewLadder([]Rule{r}, 0)
 	a := netip.MustParseAddr("10.0.0.5")
-	l.Note(a, "tunnel", "x.test", nil, t0)
-	if n := testing.AllocsPerRun(50, func() {
-		l.Note(a, "ads", "x.test", nil, t0)    // no rule
-		l.Note(a, "tunnel", "x.test", nil, t0) // an existing counter
+	at := t0
+	for range 100 { // grown to its full size
+		at = at.Add(time.Second)
+		l.Note(a, "tunnel", "x.test", nil, at)
+	}
+	if n := testing.AllocsPerRun(200, func() {
+		at = at.Add(time.Second)
+		l.Note(a, "ads", "x.test", nil, at)    // no rule
+		l.Note(a, "tunnel", "x.test", nil, at) // an existing counter
 	}); n != 0 {
 		t.Errorf("%v allocations per Note", n)
+	}
+	if l.Len() != 1 {
+		t.Errorf("%d counters", l.Len())
+	}
+}
+
+// TestLadderCountersGrow: a counter holds the hits it has seen, not COUNT
+// of them from the first. With "escalate any 50 ..." every client that
+// hits any list gets a counter, and preallocating 50 hits each made a
+// full table of mostly one-hit clients cost 16384*50 hits (some 50 MB).
+func TestLadderCountersGrow(t *testing.T) {
+	r, _ := ParseRule([]string{"any", "50", "1h", "1h"})
+	l := NewLadder([]Rule{r}, 0)
+	for i := range 1000 {
+		l.Note(netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), "ads", "x.test", nil, t0)
+	}
+	held := 0
+	for _, c := range l.table {
+		held += cap(c.hits)
+	}
+	if held > 4*1000 {
+		t.Errorf("1000 one-hit counters hold room for %d hits", held)
+	}
+	// A counter still fires on the 50th hit within the window, with the
+	// evidence in order, and not before.
+	a := netip.MustParseAddr("10.9.100.1")
+	for i := range 49 {
+		if e := l.Note(a, "ads", fmt.Sprintf("n%d.test", i), nil, t0.Add(time.Duration(i)*time.Second)); e != nil {
+			t.Fatalf("fired after %d hits", i+1)
+		}
+	}
+	e := l.Note(a, "ads", "n49.test", nil, t0.Add(49*time.Second))
+	if len(e) != 1 || len(e[0].Evidence) != 50 || e[0].Evidence[0] != "n0.test (ads)" || e[0].Evidence[49] != "n49.test (ads)" {
+		t.Fatalf("escalation %+v", e)
+	}
+	// A full ring keeps sliding: hits outside the window do not count.
+	b := netip.MustParseAddr("10.9.100.2")
+	for i := range 60 {
+		at := t0.Add(time.Duration(i) * 2 * time.Minute) // 30 per hour: never 50 within 1h
+		if e := l.Note(b, "ads", "y.test", nil, at); e != nil {
+			t.Fatalf("fired at hit %d with hits 2 minutes apart", i+1)
+		}
 	}
 }
