@@ -104,36 +104,14 @@ func (b backend) Explain(name string, client netip.Addr) (api.Explanation, error
 			e.Why = append(e.Why, qe.EDEText+" (monitor mode: not enforced)")
 		}
 	}
-	for _, l := range s.allows {
-		if m := l.LookupNormal(norm); m.Action != blocklist.ActNone {
-			e.Verdict, e.List, e.Rule = "allow", l.Name(), n[m.Start:]
-			if snap := l.Snapshot(); snap != nil {
-				e.ListVersion = snap.Version
-			}
-			e.Why = append(e.Why, "allowed by list "+l.Name())
-			return e, nil
-		}
-	}
-	for _, l := range s.blocks {
-		snap := l.Snapshot()
-		if snap == nil {
-			continue
-		}
-		m := snap.Set.LookupNormal(norm)
-		if m.Action == blocklist.ActNone || m.Action == blocklist.ActAllow {
-			continue
-		}
-		act := s.action
-		switch m.Action {
-		case blocklist.ActNXDomain:
-			act = actNXDomain
-		case blocklist.ActNoData:
-			act = actNoData
-		case blocklist.ActDrop:
-			act = actDrop
-		}
-		e.Verdict, e.List, e.Rule, e.ListVersion = enforce(actionName(act)), l.Name(), n[m.Start:], snap.Version
-		e.Why = append(e.Why, "blocked by list "+l.Name())
+	switch lm := s.matchLists(norm); {
+	case lm.allow != nil:
+		e.Verdict, e.List, e.Rule, e.ListVersion = "allow", lm.allow.Name(), n[lm.m.Start:], lm.snap.Version
+		e.Why = append(e.Why, "allowed by list "+lm.allow.Name())
+		return e, nil
+	case lm.block != nil:
+		e.Verdict, e.List, e.Rule, e.ListVersion = enforce(actionName(s.listAction(lm.m))), lm.block.Name(), n[lm.m.Start:], lm.snap.Version
+		e.Why = append(e.Why, "blocked by list "+lm.block.Name())
 		return e, nil
 	}
 	sc, reasons, sticky := s.explainDetect(n+".", client)

@@ -99,10 +99,36 @@ func (s *Shield) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 	if done, rc, err := s.serveContain(ctx, server, w, r, name); done {
 		return rc, err
 	}
+	switch lm := s.matchLists(name); {
+	case lm.allow != nil:
+		countQuery(server, "allow")
+		return plugin.NextOrFailure(s.Name(), s.Next, ctx, w, r)
+	case lm.block != nil:
+		return s.block(ctx, server, w, r, lm, name)
+	}
+	// Detection: sticky verdicts, scoring, and the pass to Next.
+	return s.serveDetect(ctx, server, w, r, name)
+}
+
+// listMatch is what the lists say about a name: the allowlist that allows
+// it, or else the first blocklist that blocks it, or neither.
+type listMatch struct {
+	allow *blocklist.List
+	block *blocklist.List
+	snap  *blocklist.Snapshot // the version of block (or allow) that matched
+	m     blocklist.Match
+}
+
+// matchLists applies the lists to a normalised name: any allowlist beats
+// every blocklist, and blocklists are consulted in the order configured.
+// An adblock exception or RPZ passthru only stops its own list. The query
+// path and the API's explain both decide through here.
+func (s *Shield) matchLists(name []byte) listMatch {
 	for _, l := range s.allows {
-		if l.LookupNormal(name).Action != blocklist.ActNone {
-			countQuery(server, "allow")
-			return plugin.NextOrFailure(s.Name(), s.Next, ctx, w, r)
+		if snap := l.Snapshot(); snap != nil {
+			if m := snap.Set.LookupNormal(name); m.Action != blocklist.ActNone {
+				return listMatch{allow: l, snap: snap, m: m}
+			}
 		}
 	}
 	for _, l := range s.blocks {
@@ -110,33 +136,36 @@ func (s *Shield) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		if snap == nil {
 			continue
 		}
-		m := snap.Set.LookupNormal(name)
-		if m.Action == blocklist.ActNone || m.Action == blocklist.ActAllow {
-			continue
+		if m := snap.Set.LookupNormal(name); m.Action != blocklist.ActNone && m.Action != blocklist.ActAllow {
+			return listMatch{block: l, snap: snap, m: m}
 		}
-		return s.block(ctx, server, w, r, l.Name(), snap, m, name)
 	}
-	// Detection: sticky verdicts, scoring, and the pass to Next.
-	return s.serveDetect(ctx, server, w, r, name)
+	return listMatch{}
+}
+
+// listAction is the answer a block by m gets: the RPZ rule's own action
+// where it has one, else the configured action.
+func (s *Shield) listAction(m blocklist.Match) action {
+	switch m.Action {
+	case blocklist.ActNXDomain:
+		return actNXDomain
+	case blocklist.ActNoData:
+		return actNoData
+	case blocklist.ActDrop:
+		return actDrop
+	}
+	return s.action
 }
 
 // block answers (or in monitor mode records) a query that list hit.
-func (s *Shield) block(ctx context.Context, server string, w dns.ResponseWriter, r *dns.Msg,
-	list string, snap *blocklist.Snapshot, m blocklist.Match, name []byte) (int, error) {
+func (s *Shield) block(ctx context.Context, server string, w dns.ResponseWriter, r *dns.Msg, lm listMatch, name []byte) (int, error) {
+	list, snap, m := lm.block.Name(), lm.snap, lm.m
 	rule := string(name[m.Start:])
 	ruleName := rule
 	if m.Below && snap.Format == blocklist.FormatRPZ {
 		ruleName = "*." + rule
 	}
-	act := s.action
-	switch m.Action {
-	case blocklist.ActNXDomain:
-		act = actNXDomain
-	case blocklist.ActNoData:
-		act = actNoData
-	case blocklist.ActDrop:
-		act = actDrop
-	}
+	act := s.listAction(m)
 	event := "block"
 	if act == actSinkhole {
 		event = "sinkhole"
