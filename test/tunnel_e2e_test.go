@@ -17,7 +17,7 @@ import (
 
 // Live tunnels: the real iodine and dns2tcp (Debian packages) through a
 // resolver under test with detection on by default. Their servers listen
-// on 127.0.0.2:5300, the resolver listens on 127.0.0.1:53 (the iodine
+// on a free port of 127.0.0.2, the resolver listens on 127.0.0.1:53 (the iodine
 // client always uses port 53) and forwards everything there. Each tool
 // must be blocked within 10 seconds of its client starting, and the audit
 // record must name the registered domain and the reasons.
@@ -28,7 +28,6 @@ import (
 
 const (
 	tunnelServer = "127.0.0.2"
-	tunnelPort   = "5300"
 	blockWithin  = 10 * time.Second
 )
 
@@ -101,7 +100,7 @@ func startProc(t *testing.T, stdin io.Reader, name string, args ...string) (*exe
 
 // startTunnelResolver starts CoreDNS with shield on 127.0.0.1:53,
 // forwarding to the tunnel server, and returns the audit file.
-func startTunnelResolver(t *testing.T) string {
+func startTunnelResolver(t *testing.T, tunnelPort string) string {
 	t.Helper()
 	if c, err := net.ListenPacket("udp", "127.0.0.1:53"); err != nil {
 		skipOrFail(t, "port 53 on 127.0.0.1 not available: %v", err)
@@ -143,7 +142,8 @@ func TestTunnelIodine(t *testing.T) {
 	if os.Geteuid() != 0 {
 		skipOrFail(t, "iodine needs root to create tun devices")
 	}
-	auditPath := startTunnelResolver(t)
+	tunnelPort := freeUDPPort(t, tunnelServer)
+	auditPath := startTunnelResolver(t, tunnelPort)
 	_, srvOut := startProc(t, nil, "iodined", "-f", "-c", "-P", "shieldtest", "-l", tunnelServer, "-p", tunnelPort,
 		"10.54.0.1", "t.test.lab")
 	eventually(t, 5*time.Second, "iodined listening", func() bool {
@@ -164,7 +164,8 @@ func TestTunnelIodine(t *testing.T) {
 // sink.
 func TestTunnelDns2tcp(t *testing.T) {
 	needTool(t, "dns2tcpd", "dns2tcpc")
-	auditPath := startTunnelResolver(t)
+	tunnelPort := freeUDPPort(t, tunnelServer)
+	auditPath := startTunnelResolver(t, tunnelPort)
 
 	// The resource the tunnel carries: a TCP sink on loopback.
 	sink, err := net.Listen("tcp", "127.0.0.1:0")

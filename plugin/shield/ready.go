@@ -1,8 +1,16 @@
 package shield
 
 // Ready implements the ready plugin's Readiness interface: shield is ready
-// once every configured list has loaded successfully at least once.
+// once every configured list (walled gardens included) has loaded
+// successfully at least once.
 func (s *Shield) Ready() bool {
+	if s.contain != nil {
+		for _, l := range s.contain.garden {
+			if l.Snapshot() == nil {
+				return false
+			}
+		}
+	}
 	for _, l := range s.allows {
 		if l.Snapshot() == nil {
 			return false

@@ -31,6 +31,10 @@ const (
 	defaultDebounce   = 300 * time.Millisecond
 )
 
+// reservedListNames are the kinds escalate rules and audit records use
+// for things other than lists: a list so named would be mistaken for them.
+var reservedListNames = map[string]bool{"any": true, "emergency": true, "detect": true, "tunnel": true, "dga": true, "newly_seen": true, "quarantine": true}
+
 // listName keeps list names usable as metric label values and in logs.
 var listName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
@@ -102,6 +106,9 @@ func parseOption(c *caddy.Controller, s *Shield, root string) error {
 		name, src := args[0], args[1]
 		if !listName.MatchString(name) {
 			return c.Errf("invalid list name %q: use letters, digits, '_', '-' and '.', at most 64", name)
+		}
+		if reservedListNames[name] {
+			return c.Errf("list name %q is reserved: it names an escalation kind or a ruleset of its own", name)
 		}
 		for _, l := range s.lists {
 			if l.Name == name {

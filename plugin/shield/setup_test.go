@@ -85,6 +85,8 @@ func TestParse(t *testing.T) {
 		{"blocklist too many", "shield {\nblocklist a /a hosts extra\n}", "NAME SOURCE [FORMAT]", nil},
 		{"bad format", "shield {\nblocklist a /a yaml\n}", `list "a"`, nil},
 		{"bad list name", "shield {\nblocklist a{b} /a\n}", "invalid list name", nil},
+		{"reserved list name", "shield {\nblocklist tunnel /a\n}", `list name "tunnel" is reserved`, nil},
+		{"reserved allowlist name", "shield {\nallowlist any /a\n}", `list name "any" is reserved`, nil},
 		{"duplicate list name", "shield {\nblocklist a /a\nallowlist a /b\n}", `duplicate list name "a"`, nil},
 		{"action missing", "shield {\nblocklist a /a\naction\n}", "Wrong argument count", nil},
 		{"bad action", "shield {\nblocklist a /a\naction explode\n}", `unknown action "explode"`, nil},
