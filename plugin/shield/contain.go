@@ -320,11 +320,9 @@ func (s *Shield) serveContain(ctx context.Context, server string, w dns.Response
 	if e == nil {
 		return false, 0, nil
 	}
-	rec := audit.Record{
-		Time: now, Client: client, QName: r.Question[0].Name, QType: typeString(r.Question[0].Qtype),
-		Ruleset: "quarantine", RuleName: e.ClientText, Reason: e.Reason, Actor: e.Actor, Expires: e.Expires,
-		Mode: s.modeName(), Observer: s.observer,
-	}
+	rec := s.queryRecord(r, client, "")
+	rec.Time = now
+	rec.Ruleset, rec.RuleName, rec.Reason, rec.Actor, rec.Expires = "quarantine", e.ClientText, e.Reason, e.Actor, e.Expires
 	for _, g := range cc.garden {
 		if g.LookupNormal(name).Action != blocklist.ActNone {
 			rec.Action, rec.Ruleset = "walled_garden", g.Name()
@@ -372,11 +370,9 @@ func (s *Shield) serveEmergency(ctx context.Context, server string, w dns.Respon
 	}
 	listHits.WithLabelValues(server, "emergency").Inc()
 	countQuery(server, event)
-	s.logAudit(audit.Record{
-		Time: time.Now(), Action: event, Client: client, QName: r.Question[0].Name, QType: typeString(r.Question[0].Qtype),
-		Ruleset: "emergency", RuleName: e.Name, Reason: e.Reason, Actor: e.Actor, Expires: e.Expires,
-		Mode: s.modeName(), Observer: s.observer,
-	})
+	rec := s.queryRecord(r, client, event)
+	rec.Ruleset, rec.RuleName, rec.Reason, rec.Actor, rec.Expires = "emergency", e.Name, e.Reason, e.Actor, e.Expires
+	s.logAudit(rec)
 	s.noteBlock(client, "emergency", r.Question[0].Name, nil)
 	if s.monitor {
 		return false, 0, nil

@@ -319,21 +319,9 @@ func (s *Shield) recordDetection(w dns.ResponseWriter, r *dns.Msg, event, det st
 	if s.audit == nil {
 		return
 	}
-	q := r.Question[0]
-	s.audit.Log(audit.Record{
-		Time:     time.Now(),
-		Action:   event,
-		Client:   clientAddr(w),
-		QName:    q.Name,
-		QType:    typeString(q.Qtype),
-		Ruleset:  "detect",
-		RuleName: det,
-		Score:    res.Score,
-		Reasons:  reasons,
-		Mode:     s.modeName(),
-		Observer: s.observer,
-		Domain:   domain,
-	})
+	rec := s.queryRecord(r, clientAddr(w), event)
+	rec.Ruleset, rec.RuleName, rec.Score, rec.Reasons, rec.Domain = "detect", det, res.Score, reasons, domain
+	s.audit.Log(rec)
 }
 
 // explainDetect returns what the detectors would say about a query for

@@ -187,24 +187,29 @@ func (s *Shield) block(ctx context.Context, server string, w dns.ResponseWriter,
 	return dns.RcodeSuccess, nil
 }
 
-// record queues one audit record; it never blocks.
+// queryRecord returns the audit record of a decision about query r from
+// client: time, action, client, question, mode and observer filled in.
+func (s *Shield) queryRecord(r *dns.Msg, client netip.Addr, event string) audit.Record {
+	q := r.Question[0]
+	return audit.Record{
+		Time:     time.Now(),
+		Action:   event,
+		Client:   client,
+		QName:    q.Name,
+		QType:    typeString(q.Qtype),
+		Mode:     s.modeName(),
+		Observer: s.observer,
+	}
+}
+
+// record queues the audit record of a list block; it never blocks.
 func (s *Shield) record(w dns.ResponseWriter, r *dns.Msg, event, list, rule, version string) {
 	if s.audit == nil {
 		return
 	}
-	q := r.Question[0]
-	s.audit.Log(audit.Record{
-		Time:        time.Now(),
-		Action:      event,
-		Client:      clientAddr(w),
-		QName:       q.Name,
-		QType:       typeString(q.Qtype),
-		Ruleset:     list,
-		RuleName:    rule,
-		ListVersion: version,
-		Mode:        s.modeName(),
-		Observer:    s.observer,
-	})
+	rec := s.queryRecord(r, clientAddr(w), event)
+	rec.Ruleset, rec.RuleName, rec.ListVersion = list, rule, version
+	s.audit.Log(rec)
 }
 
 func (s *Shield) modeName() string {
