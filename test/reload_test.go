@@ -2,6 +2,7 @@ package test
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -135,4 +136,50 @@ func TestBadUpdateKeepsLastGood(t *testing.T) {
 	// A good update after all that is taken.
 	writeFile(t, dir, "list.txt", good+"bad10.test\n")
 	eventually(t, reloadWithin, "good update in force", func() bool { return blocked(t, r, "bad10.test.") })
+}
+
+// TestFailedReloadStopsAbandonedShield: a Corefile reload that fails after
+// the new configuration's plugins started (its second server block asks
+// for a port that is taken) is dropped by CoreDNS without a shutdown. The
+// shield it had started must stop anyway: its list watcher no longer
+// reloads, and the configuration in force keeps working.
+func TestFailedReloadStopsAbandonedShield(t *testing.T) {
+	up := startUpstream(t)
+	dir := t.TempDir()
+	keep := writeFile(t, dir, "keep.txt", "kept.test\n")
+	orphan := writeFile(t, dir, "orphan.txt", "orphan.test\n")
+	metricsAddr := freePort(t)
+	good := shieldCorefile(up, "prometheus "+metricsAddr, "blocklist keep "+keep+"\nreload 100ms 10ms\naudit off")
+	r := startCoreDNS(t, good)
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, port, _ := net.SplitHostPort(busy.Addr().String())
+	bad := shieldCorefile(up, "prometheus "+metricsAddr, "blocklist orphan "+orphan+"\nreload 100ms 10ms\naudit off") +
+		".:" + port + " {\n bind 127.0.0.1\n whoami\n}\n"
+	startMu.Lock()
+	inst, err := r.inst.Restart(corefileInput(bad))
+	startMu.Unlock()
+	if err == nil {
+		r.inst = inst
+		t.Fatal("the reload onto a taken port succeeded")
+	}
+	reloads := func() float64 {
+		return metricValue(t, metricsAddr, "coredns_shield_list_reloads_total", map[string]string{"list": "orphan"})
+	}
+	if reloads() != 1 {
+		t.Fatalf("the abandoned shield did not start: orphan reloads %v", reloads())
+	}
+	// Its watcher would load this within a few 100 ms polls.
+	os.WriteFile(orphan, []byte("orphan.test\nmore.test\n"), 0o644)
+	time.Sleep(1500 * time.Millisecond)
+	if n := reloads(); n != 1 {
+		t.Errorf("the abandoned shield still watches its lists: orphan reloads %v", n)
+	}
+	if !blocked(t, r, "kept.test.") || blocked(t, r, "orphan.test.") {
+		t.Error("the configuration in force is not the one serving")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +16,9 @@ import (
 // and starts the watcher. A list that fails to load does not stop the
 // server; it is retried and readiness stays false until it loads.
 func (s *Shield) start() error {
+	running.Lock()
+	running.m[s] = s.gen
+	running.Unlock()
 	if err := s.startDetect(); err != nil { // first: a bad detection config opens nothing
 		return err
 	}
@@ -58,9 +62,49 @@ func (s *Shield) start() error {
 	return nil
 }
 
+// running holds the shields whose start ran and whose stop has not, with
+// their generation (the order in which they were parsed).
+var running = struct {
+	sync.Mutex
+	m map[*Shield]uint64
+}{m: map[*Shield]uint64{}}
+
+var generations atomic.Uint64
+
 // stop runs in OnShutdown, which CoreDNS also calls on every Corefile
 // reload, so everything start began ends here.
 func (s *Shield) stop() error {
+	running.Lock()
+	delete(running.m, s)
+	running.Unlock()
+	return s.shutdown()
+}
+
+// reapAbandoned runs in OnRestartFailed of the configuration in force.
+// When a Corefile reload fails after the new configuration's plugins
+// started (a server block on a taken port, say), CoreDNS drops that
+// configuration without running its shutdown hooks; its shields would
+// keep their watchers, detectors and audit files forever. They are the
+// shields newer than this one that are still running: stop them.
+func (s *Shield) reapAbandoned() error {
+	running.Lock()
+	var abandoned []*Shield
+	for o, gen := range running.m {
+		if gen > s.gen {
+			abandoned = append(abandoned, o)
+			delete(running.m, o)
+		}
+	}
+	running.Unlock()
+	for _, o := range abandoned {
+		log.Warningf("Corefile reload failed: stopping the shield it had started")
+		o.shutdown()
+	}
+	return nil
+}
+
+// shutdown ends everything start began.
+func (s *Shield) shutdown() error {
 	s.stopDetect()
 	s.stopContain()
 	if s.watcher != nil {

@@ -45,6 +45,7 @@ func setup(c *caddy.Controller) error {
 	}
 	c.OnStartup(s.start)
 	c.OnShutdown(s.stop)
+	c.OnRestartFailed(s.reapAbandoned)
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		s.Next = next
 		return s
@@ -56,6 +57,7 @@ func setup(c *caddy.Controller) error {
 // audit file opened in OnStartup.
 func parse(c *caddy.Controller) (*Shield, error) {
 	s := newShield()
+	s.gen = generations.Add(1)
 	root := dnsserver.GetConfig(c).Root
 	seen := false
 	for c.Next() {

@@ -53,6 +53,7 @@ type Shield struct {
 	poll       time.Duration
 	debounce   time.Duration
 
+	gen     uint64 // parse order, to tell an abandoned reload's shields
 	audit   *audit.Writer
 	watcher *blocklist.Watcher
 
