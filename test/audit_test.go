@@ -2,7 +2,9 @@ package test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +14,8 @@ import (
 	"github.com/miekg/dns"
 )
 
-// auditLine is the part of an audit record the tests read back.
+// auditLine is the part of an audit record the tests read back: list
+// blocks, detections and containment records alike.
 type auditLine struct {
 	Timestamp string `json:"@timestamp"`
 	Event     struct {
@@ -35,34 +38,48 @@ type auditLine struct {
 		Name string `json:"name"`
 	} `json:"observer"`
 	Shield struct {
-		ListVersion string `json:"list_version"`
-		Mode        string `json:"mode"`
+		ListVersion string   `json:"list_version"`
+		Mode        string   `json:"mode"`
+		Score       int      `json:"score"`
+		Reasons     []string `json:"reasons"`
+		Domain      string   `json:"registered_domain"`
+		Actor       string   `json:"actor"`
+		Reason      string   `json:"reason"`
+		Expires     string   `json:"expires"`
+		Evidence    []string `json:"evidence"`
 	} `json:"shield"`
 }
 
-// readAudit parses every line of the audit file; a line that is not one
-// JSON object fails the test.
+// readAudit parses every finished line of the audit file (the writer may
+// be in the middle of the last one); a line that is not exactly one JSON
+// object fails the test.
 func readAudit(t testing.TB, path string) []auditLine {
 	t.Helper()
 	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
 	if err != nil {
-		if os.IsNotExist(err) {
-			return nil
-		}
 		t.Fatal(err)
 	}
 	defer f.Close()
 	var out []auditLine
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
+	rd := bufio.NewReader(f)
+	for {
+		line, err := rd.ReadBytes('\n')
+		if err != nil {
+			if err != io.EOF {
+				t.Fatal(err)
+			}
+			return out
+		}
 		var l auditLine
-		dec := json.NewDecoder(strings.NewReader(sc.Text()))
+		dec := json.NewDecoder(bytes.NewReader(line))
 		if err := dec.Decode(&l); err != nil || dec.More() {
-			t.Fatalf("audit line is not one JSON object: %q: %v", sc.Text(), err)
+			t.Fatalf("audit line is not one JSON object: %q: %v", line, err)
 		}
 		out = append(out, l)
 	}
-	return out
 }
 
 func TestAuditRecords(t *testing.T) {

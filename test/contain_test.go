@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,65 +25,9 @@ const (
 	sinkholeIP    = "10.9.9.9"
 )
 
-// containLine is the part of an audit record the containment tests read.
-type containLine struct {
-	Event struct {
-		Action string `json:"action"`
-	} `json:"event"`
-	Client struct {
-		IP string `json:"ip"`
-	} `json:"client"`
-	DNS struct {
-		Question struct {
-			Name string `json:"name"`
-		} `json:"question"`
-	} `json:"dns"`
-	Rule struct {
-		Name    string `json:"name"`
-		Ruleset string `json:"ruleset"`
-	} `json:"rule"`
-	Shield struct {
-		Mode     string   `json:"mode"`
-		Actor    string   `json:"actor"`
-		Reason   string   `json:"reason"`
-		Expires  string   `json:"expires"`
-		Evidence []string `json:"evidence"`
-	} `json:"shield"`
-}
-
-func readContainAudit(t testing.TB, path string) []containLine {
-	t.Helper()
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []containLine
-	rd := bufio.NewReader(f)
-	for {
-		line, err := rd.ReadBytes('\n')
-		if err != nil {
-			// The writer may be in the middle of a line: only lines it
-			// has finished count.
-			if err != io.EOF {
-				t.Fatal(err)
-			}
-			return out
-		}
-		var l containLine
-		if err := json.Unmarshal(line, &l); err != nil {
-			t.Fatalf("audit line %q: %v", line, err)
-		}
-		out = append(out, l)
-	}
-}
-
 // findAudit returns the records with action for which match holds.
-func findAudit(lines []containLine, action string, match func(containLine) bool) []containLine {
-	var out []containLine
+func findAudit(lines []auditLine, action string, match func(auditLine) bool) []auditLine {
+	var out []auditLine
 	for _, l := range lines {
 		if l.Event.Action == action && (match == nil || match(l)) {
 			out = append(out, l)
@@ -275,9 +218,9 @@ func TestQuarantineWalledGarden(t *testing.T) {
 	}
 
 	// Explain says what would happen, and records and counts nothing.
-	var lines []containLine
+	var lines []auditLine
 	eventually(t, 3*time.Second, "audit records of the quarantined queries", func() bool {
-		lines = readContainAudit(t, env.audit)
+		lines = readAudit(t, env.audit)
 		return len(findAudit(lines, "walled_garden", nil)) == 2
 	})
 	before := len(lines)
@@ -295,7 +238,7 @@ func TestQuarantineWalledGarden(t *testing.T) {
 		t.Errorf("explain list hit: %s", resp)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if n := len(readContainAudit(t, env.audit)); n != before {
+	if n := len(readAudit(t, env.audit)); n != before {
 		t.Errorf("explain wrote %d audit records", n-before)
 	}
 	if q := metricValue(t, env.metrics, "coredns_shield_queries_total", map[string]string{"action": "quarantine"}); q != qBefore {
@@ -306,20 +249,20 @@ func TestQuarantineWalledGarden(t *testing.T) {
 	}
 
 	// Every query of the quarantined client is recorded; the quarantine too.
-	if got := findAudit(lines, "quarantine", func(l containLine) bool {
+	if got := findAudit(lines, "quarantine", func(l auditLine) bool {
 		return l.Rule.Name == quarantinedIP && l.Shield.Actor == "api:ops" && l.Shield.Reason == "beacon to c2" && l.Shield.Expires != ""
 	}); len(got) != 1 {
 		t.Errorf("quarantine record missing: %+v", lines)
 	}
-	if got := findAudit(lines, "sinkhole", func(l containLine) bool {
+	if got := findAudit(lines, "sinkhole", func(l auditLine) bool {
 		return l.Client.IP == quarantinedIP && l.Rule.Ruleset == "quarantine" && l.DNS.Question.Name == "www.example.test."
 	}); len(got) != 2 {
 		t.Errorf("%d sinkhole records of the quarantined client, want 2 (A and AAAA)", len(got))
 	}
-	if got := findAudit(lines, "walled_garden", func(l containLine) bool { return l.Client.IP == quarantinedIP && l.Rule.Ruleset == "edr" }); len(got) != 2 {
+	if got := findAudit(lines, "walled_garden", func(l auditLine) bool { return l.Client.IP == quarantinedIP && l.Rule.Ruleset == "edr" }); len(got) != 2 {
 		t.Errorf("walled garden records %+v", got)
 	}
-	if got := findAudit(lines, "sinkhole", func(l containLine) bool { return l.Client.IP == "127.0.0.1" }); len(got) != 0 {
+	if got := findAudit(lines, "sinkhole", func(l auditLine) bool { return l.Client.IP == "127.0.0.1" }); len(got) != 0 {
 		t.Errorf("records of the other client: %+v", got)
 	}
 }
@@ -336,7 +279,7 @@ func TestQuarantineExpiryAndRelease(t *testing.T) {
 		return forwarded(askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA))
 	})
 	eventually(t, 5*time.Second, "an expire record", func() bool {
-		return len(findAudit(readContainAudit(t, env.audit), "expire", func(l containLine) bool { return l.Rule.Name == quarantinedIP })) == 1
+		return len(findAudit(readAudit(t, env.audit), "expire", func(l auditLine) bool { return l.Rule.Name == quarantinedIP })) == 1
 	})
 	if resp := mustCall(t, env.api, "GET", "/v1/quarantine", "", 200); strings.Contains(resp, quarantinedIP) {
 		t.Errorf("expired quarantine still listed: %s", resp)
@@ -356,7 +299,7 @@ func TestQuarantineExpiryAndRelease(t *testing.T) {
 	}
 	mustCall(t, env.api, "DELETE", "/v1/quarantine/127.0.0.0/29", "", 404)
 	eventually(t, 3*time.Second, "a release record", func() bool {
-		return len(findAudit(readContainAudit(t, env.audit), "release", func(l containLine) bool {
+		return len(findAudit(readAudit(t, env.audit), "release", func(l auditLine) bool {
 			return l.Rule.Name == "127.0.0.0/29" && l.Shield.Actor == "api:ops"
 		})) == 1
 	})
@@ -392,10 +335,10 @@ func TestEmergencyBlock(t *testing.T) {
 		t.Errorf("after unblock: %v", m)
 	}
 	eventually(t, 3*time.Second, "block_add and block_remove records", func() bool {
-		lines := readContainAudit(t, env.audit)
-		is := func(l containLine) bool { return l.Rule.Name == "fresh-campaign.test" && l.Shield.Actor == "api:ops" }
+		lines := readAudit(t, env.audit)
+		is := func(l auditLine) bool { return l.Rule.Name == "fresh-campaign.test" && l.Shield.Actor == "api:ops" }
 		return len(findAudit(lines, "block_add", is)) == 1 && len(findAudit(lines, "block_remove", is)) == 1 &&
-			len(findAudit(lines, "block", func(l containLine) bool { return l.Rule.Ruleset == "emergency" })) == 3
+			len(findAudit(lines, "block", func(l auditLine) bool { return l.Rule.Ruleset == "emergency" })) == 3
 	})
 }
 
@@ -432,7 +375,7 @@ func TestEscalationByListHits(t *testing.T) {
 		t.Errorf("quarantine list: %s", resp)
 	}
 	eventually(t, 3*time.Second, "a quarantine record with the evidence", func() bool {
-		got := findAudit(readContainAudit(t, env.audit), "quarantine", func(l containLine) bool {
+		got := findAudit(readAudit(t, env.audit), "quarantine", func(l auditLine) bool {
 			return l.Client.IP == src && l.Shield.Actor == "policy:"+rule && len(l.Shield.Evidence) == 3 &&
 				strings.HasPrefix(l.Shield.Evidence[2], "x.c2-c.test. (c2") && l.Shield.Expires != ""
 		})
@@ -453,7 +396,7 @@ func TestEscalationMonitorMode(t *testing.T) {
 		t.Errorf("monitor mode quarantined: %s", resp)
 	}
 	eventually(t, 3*time.Second, "a monitor-mode quarantine record", func() bool {
-		return len(findAudit(readContainAudit(t, env.audit), "quarantine", func(l containLine) bool {
+		return len(findAudit(readAudit(t, env.audit), "quarantine", func(l auditLine) bool {
 			return l.Client.IP == src && l.Shield.Mode == "monitor" && l.Shield.Actor == "policy:"+rule
 		})) == 1
 	})
@@ -773,7 +716,7 @@ func TestEscalationByDetector(t *testing.T) {
 		t.Errorf("explain after the detection: %s", resp)
 	}
 	eventually(t, 3*time.Second, "a quarantine record naming the tunnel evidence", func() bool {
-		return len(findAudit(readContainAudit(t, env.audit), "quarantine", func(l containLine) bool {
+		return len(findAudit(readAudit(t, env.audit), "quarantine", func(l auditLine) bool {
 			return l.Client.IP == src && l.Shield.Actor == "policy:"+rule && len(l.Shield.Evidence) == 3 &&
 				strings.Contains(l.Shield.Evidence[0], "(tunnel")
 		})) == 1

@@ -1,12 +1,9 @@
 package test
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,69 +13,16 @@ import (
 	"github.com/miekg/dns"
 )
 
-// detectRecord is the part of a detection's audit record the tests read.
-type detectRecord struct {
-	Event struct {
-		Action string `json:"action"`
-	} `json:"event"`
-	Client struct {
-		IP string `json:"ip"`
-	} `json:"client"`
-	DNS struct {
-		Question struct {
-			Name string `json:"name"`
-		} `json:"question"`
-	} `json:"dns"`
-	Rule struct {
-		Name    string `json:"name"`
-		Ruleset string `json:"ruleset"`
-	} `json:"rule"`
-	Shield struct {
-		Score   int      `json:"score"`
-		Reasons []string `json:"reasons"`
-		Domain  string   `json:"registered_domain"`
-		Mode    string   `json:"mode"`
-	} `json:"shield"`
-}
-
-func readDetections(t testing.TB, path string) []detectRecord {
+// readDetections returns the detection records of the audit file.
+func readDetections(t testing.TB, path string) []auditLine {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		if os.IsNotExist(err) {
-			return nil
-		}
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []detectRecord
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var r detectRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("audit line %q: %v", sc.Text(), err)
-		}
-		if r.Rule.Ruleset == "detect" {
-			out = append(out, r)
+	var out []auditLine
+	for _, l := range readAudit(t, path) {
+		if l.Rule.Ruleset == "detect" {
+			out = append(out, l)
 		}
 	}
 	return out
-}
-
-// askDetectFrom sends a query from a chosen loopback source address.
-func askDetectFrom(t testing.TB, src, addr, name string, qtype uint16) *dns.Msg {
-	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(name, qtype)
-	m.SetEdns0(1232, false)
-	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second,
-		Dialer: &net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}}}
-	r, _, err := c.Exchange(m, addr)
-	if err != nil {
-		t.Fatalf("query %s from %s: %v", name, src, err)
-	}
-	return r
 }
 
 // tunnelName is a dns2tcp-style data query: base64 with '+' under zone.
@@ -143,7 +87,7 @@ func TestDetectTunnelSession(t *testing.T) {
 	if blocked != 20 {
 		t.Errorf("%d of 20 later tunnel queries blocked", blocked)
 	}
-	m := askDetectFrom(t, "127.0.0.3", r.udp, "www.example.net.", dns.TypeA)
+	m := askFrom(t, "127.0.0.3", r.udp, "www.example.net.", dns.TypeA)
 	if !detectBlocked(t, m) {
 		t.Fatal("another client's query under the blocked domain was forwarded")
 	}
@@ -163,7 +107,7 @@ func TestDetectTunnelSession(t *testing.T) {
 		}
 	}
 
-	var recs []detectRecord
+	var recs []auditLine
 	eventually(t, 5*time.Second, "a detection block in the audit log", func() bool {
 		recs = readDetections(t, auditPath)
 		for _, rec := range recs {
@@ -173,7 +117,7 @@ func TestDetectTunnelSession(t *testing.T) {
 		}
 		return false
 	})
-	var firstRec *detectRecord
+	var firstRec *auditLine
 	for i := range recs {
 		if recs[i].Event.Action == "block" {
 			firstRec = &recs[i]
@@ -332,7 +276,7 @@ func TestDetectDGAClient(t *testing.T) {
 	const infected = "127.0.0.5"
 	detected := map[string]string{} // burst name: "block" or "alert" expected
 	for i, n := range burst {
-		m := askDetectFrom(t, infected, r.udp, n, dns.TypeA)
+		m := askFrom(t, infected, r.udp, n, dns.TypeA)
 		if m.Rcode != dns.RcodeNameError {
 			t.Fatalf("%s: rcode %s, want NXDOMAIN", n, dns.RcodeToString[m.Rcode])
 		}
@@ -352,17 +296,17 @@ func TestDetectDGAClient(t *testing.T) {
 			detected[n] = "alert"
 		}
 	}
-	if !detectBlocked(t, askDetectFrom(t, infected, r.udp, next, dns.TypeA)) {
+	if !detectBlocked(t, askFrom(t, infected, r.udp, next, dns.TypeA)) {
 		t.Fatalf("the suspect client's next domain %s like its NXDOMAIN names was forwarded", next)
 	}
 	detected[next] = "block"
 	if c := up.count(next); c != 0 {
 		t.Errorf("the blocked name reached the upstream %d times", c)
 	}
-	if m := askDetectFrom(t, infected, r.udp, "www.example.org.", dns.TypeA); !forwarded(m) {
+	if m := askFrom(t, infected, r.udp, "www.example.org.", dns.TypeA); !forwarded(m) {
 		t.Errorf("the suspect client's ordinary browsing was not forwarded: %v", m)
 	}
-	if m := askDetectFrom(t, "127.0.0.6", r.udp, other, dns.TypeA); !forwarded(m) {
+	if m := askFrom(t, "127.0.0.6", r.udp, other, dns.TypeA); !forwarded(m) {
 		t.Errorf("another client's new domain was not forwarded: %v", m)
 	}
 
@@ -376,25 +320,25 @@ func TestDetectDGAClient(t *testing.T) {
 		"moon", "stone", "light", "house", "apple", "orange", "winter", "harbor"}
 	pair := func(i int) string { return words[i%16] + words[(i*7+3)%16] + ".com." }
 	for i := 0; i < 14; i++ {
-		if m := askDetectFrom(t, browsing, r.udp, pair(i), dns.TypeA); m.Rcode != dns.RcodeNameError {
+		if m := askFrom(t, browsing, r.udp, pair(i), dns.TypeA); m.Rcode != dns.RcodeNameError {
 			t.Fatalf("%s: rcode %s, want NXDOMAIN", pair(i), dns.RcodeToString[m.Rcode])
 		}
 	}
 	for i := 0; i < 40; i++ {
 		n := fmt.Sprintf("www.%s%d.org.", words[i%16], i)
-		if m := askDetectFrom(t, browsing, r.udp, n, dns.TypeA); !forwarded(m) {
+		if m := askFrom(t, browsing, r.udp, n, dns.TypeA); !forwarded(m) {
 			t.Fatalf("browsing %s not forwarded: %v", n, m)
 		}
 	}
 	for i := 14; i < 19; i++ {
-		m := askDetectFrom(t, browsing, r.udp, pair(i), dns.TypeA)
+		m := askFrom(t, browsing, r.udp, pair(i), dns.TypeA)
 		if _, filtered := ede(m); filtered || m.Rcode != dns.RcodeNameError {
 			t.Fatalf("%s: want the upstream's NXDOMAIN, got %v", pair(i), m)
 		}
 		detected[pair(i)] = "alert"
 	}
 
-	got := map[string]detectRecord{}
+	got := map[string]auditLine{}
 	// The audit writer is asynchronous: wait up to 5 s for the records.
 	for deadline := time.Now().Add(5 * time.Second); len(got) < len(detected) && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		for _, rec := range readDetections(t, auditPath) {

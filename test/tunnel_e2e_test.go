@@ -117,7 +117,7 @@ func startTunnelResolver(t *testing.T, tunnelPort string) string {
 
 // waitBlock waits until the audit log has a detection block for domain
 // and returns it with the time it took from start.
-func waitBlock(t *testing.T, auditPath, domain string, start time.Time) detectRecord {
+func waitBlock(t *testing.T, auditPath, domain string, start time.Time) auditLine {
 	t.Helper()
 	deadline := start.Add(blockWithin)
 	for time.Now().Before(deadline) {
@@ -129,7 +129,7 @@ func waitBlock(t *testing.T, auditPath, domain string, start time.Time) detectRe
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("no detection block for %s within %s; detections: %+v", domain, blockWithin, readDetections(t, auditPath))
-	return detectRecord{}
+	return auditLine{}
 }
 
 // TestTunnelIodine runs iodine (NULL queries, Base128 after the
