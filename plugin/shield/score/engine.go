@@ -444,17 +444,23 @@ var DefaultExempt = []string{
 	"events.data.microsoft.com", "push.apple.com", "ls.apple.com",
 }
 
-// exempted reports whether the lower-case name is exempt.
-func (e *Engine) exempted(name []byte, qtype uint16) bool {
+// exemptQuery reports whether a query is exempt by its type or a label of
+// its lower-case name: PTR, or a label starting with '_'. Such a query is
+// not scored, but a sticky verdict on its registered domain still blocks
+// it: a tunnel must not get past its verdict by switching to PTR queries
+// or a '_' label.
+func exemptQuery(name []byte, qtype uint16) bool {
 	if qtype == 12 { // PTR
 		return true
 	}
 	if len(name) > 0 && name[0] == '_' {
 		return true
 	}
-	if bytes.Contains(name, underscoreLabel) {
-		return true
-	}
+	return bytes.Contains(name, underscoreLabel)
+}
+
+// exempted reports whether the lower-case name is under an exempt suffix.
+func (e *Engine) exempted(name []byte) bool {
 	// Only suffixes of up to exemptLabels labels and exemptLen bytes can
 	// match an exemption.
 	labels := 0
@@ -504,7 +510,7 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 	if len(lower) > 0 {
 		reg, suf = e.suffixes.registered(lower)
 	}
-	if reg < 0 || e.exempted(lower, q.Type) {
+	if reg < 0 || e.exempted(lower) {
 		res.Exempt = true
 		return res
 	}
@@ -516,6 +522,9 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 		res.Sticky, res.Action, res.Score = true, Block, int(v.score)
 		res.topReason, res.detector = v.reason, v.detector
 		return res
+	}
+	if exemptQuery(lower, q.Type) {
+		return Result{Exempt: true}
 	}
 	res.scored = true
 

@@ -162,6 +162,30 @@ func TestStickyFromAnyClient(t *testing.T) {
 	}
 }
 
+// TestStickyBlocksExemptQueries: PTR queries and names with a '_' label
+// are not scored, but they do not get past a sticky verdict on their
+// registered domain (a tunnel that switches to them stays blocked).
+func TestStickyBlocksExemptQueries(t *testing.T) {
+	e := mustEngine(t, Config{})
+	if tunnelQueries(e, "tun.example.net", netip.MustParseAddr("192.0.2.1"), 50) == 0 {
+		t.Fatal("tunnel not blocked within 50 queries")
+	}
+	other := netip.MustParseAddr("192.0.2.2")
+	for _, q := range []Query{
+		{Name: "q+abc.tun.example.net.", Type: 12, Client: other},
+		{Name: "_q+abc.tun.example.net.", Type: 16, Client: other},
+		{Name: "a._b.tun.example.net.", Type: 16, Client: other},
+	} {
+		if r := e.Score(q); r.Action != Block || !r.Sticky || r.Domain() != "example.net" {
+			t.Errorf("%s type %d under a blocked domain: action %v sticky %v exempt %v", q.Name, q.Type, r.Action, r.Sticky, r.Exempt)
+		}
+	}
+	// Elsewhere they stay exempt.
+	if r := e.Score(Query{Name: "_dmarc.example.org.", Type: 16, Client: other}); !r.Exempt || r.Domain() != "" {
+		t.Errorf("_dmarc.example.org: exempt %v, domain %q", r.Exempt, r.Domain())
+	}
+}
+
 func TestStickyExpires(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	e := mustEngine(t, Config{Sticky: time.Minute, Clock: func() time.Time { return now }})
