@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -122,8 +123,11 @@ func parseDetectOption(c *caddy.Controller, s *Shield, opt string, args []string
 			return true, c.ArgErr()
 		}
 		for _, a := range args {
-			if _, ok := dns.IsDomainName(a); !ok || a == "." || a == "" {
-				return true, c.Errf("invalid detect_exempt domain %q", a)
+			// No wildcards: a domain exempts the names below it. Spaces,
+			// slashes and backslashes are refused here rather than when
+			// the engine starts.
+			if _, ok := dns.IsDomainName(a); !ok || a == "." || a == "" || strings.ContainsAny(a, " \t/\\*") {
+				return true, c.Errf("invalid detect_exempt domain %q: want a domain name (its subdomains are exempt too)", a)
 			}
 		}
 		d.cfg.Exempt = append(d.cfg.Exempt, args...)
