@@ -81,6 +81,14 @@ func runEval(args []string) error {
 		fs.Usage()
 		return errors.New("no corpus file given")
 	}
+	// The synthetic clock must move forward: windows, first-seen and
+	// sticky expiry are measured on it.
+	if *step <= 0 {
+		return fmt.Errorf("-step must be a positive duration, not %s", *step)
+	}
+	if *suspect < 0 {
+		return fmt.Errorf("-suspect must be 0 (skip) or a count of names, not %d", *suspect)
+	}
 	qt, ok := dns.StringToType[strings.ToUpper(*qtype)]
 	if !ok {
 		return fmt.Errorf("unknown query type %q", *qtype)

@@ -91,6 +91,11 @@ func TestEvalFlags(t *testing.T) {
 	if err := runEval([]string{"-rcode", "dga"}); err == nil {
 		t.Error("bad -rcode accepted")
 	}
+	for _, bad := range [][]string{{"-step", "0s", "x"}, {"-step", "-20ms", "x"}, {"-suspect", "-1", "x"}} {
+		if err := runEval(bad); err == nil || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("%v: error %v, want one naming %s", bad, err, bad[0])
+		}
+	}
 	if err := runEval(nil); err == nil {
 		t.Error("no file accepted")
 	}
