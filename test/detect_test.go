@@ -3,7 +3,6 @@ package test
 import (
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -213,34 +212,16 @@ func startCoreDNSErr(corefile string) (*caddy.Instance, error) {
 // every name except those resolvable reports true for (an A record).
 func startNXUpstream(t testing.TB, resolvable func(name string) bool) *upstream {
 	t.Helper()
-	u := &upstream{seen: map[string]int{}}
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.RecursionAvailable = true
-		q := r.Question[0]
-		u.mu.Lock()
-		u.seen[strings.ToLower(q.Name)]++
-		u.mu.Unlock()
-		if resolvable(strings.ToLower(q.Name)) {
-			if q.Qtype == dns.TypeA {
-				rr, _ := dns.NewRR(fmt.Sprintf("%s 60 IN A %s", q.Name, upstreamA))
-				m.Answer = append(m.Answer, rr)
-			}
-		} else {
+	return serveUpstream(t, func(q dns.Question, m *dns.Msg) {
+		if !resolvable(strings.ToLower(q.Name)) {
 			m.Rcode = dns.RcodeNameError
+			return
 		}
-		w.WriteMsg(m)
+		if q.Qtype == dns.TypeA {
+			rr, _ := dns.NewRR(fmt.Sprintf("%s 60 IN A %s", q.Name, upstreamA))
+			m.Answer = append(m.Answer, rr)
+		}
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: h}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	u.addr = pc.LocalAddr().String()
-	return u
 }
 
 // TestDetectDGAClient: a client whose queries for new random domains get

@@ -42,15 +42,7 @@ func (u *upstream) count(name string) int {
 // startUpstream starts the upstream on 127.0.0.1 (UDP and TCP on one port).
 func startUpstream(t testing.TB) *upstream {
 	t.Helper()
-	u := &upstream{seen: map[string]int{}}
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.RecursionAvailable = true
-		q := r.Question[0]
-		u.mu.Lock()
-		u.seen[strings.ToLower(q.Name)]++
-		u.mu.Unlock()
+	return serveUpstream(t, func(q dns.Question, m *dns.Msg) {
 		switch q.Qtype {
 		case dns.TypeA:
 			rr, _ := dns.NewRR(fmt.Sprintf("%s 60 IN A %s", q.Name, upstreamA))
@@ -61,6 +53,23 @@ func startUpstream(t testing.TB) *upstream {
 		case dns.TypeTXT:
 			m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{"upstream"}})
 		}
+	})
+}
+
+// serveUpstream starts a loopback upstream (UDP and TCP on one port) that
+// counts the names it is asked and lets answer fill in each reply.
+func serveUpstream(t testing.TB, answer func(q dns.Question, m *dns.Msg)) *upstream {
+	t.Helper()
+	u := &upstream{seen: map[string]int{}}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.RecursionAvailable = true
+		q := r.Question[0]
+		u.mu.Lock()
+		u.seen[strings.ToLower(q.Name)]++
+		u.mu.Unlock()
+		answer(q, m)
 		w.WriteMsg(m)
 	})
 	// UDP and TCP on one port: the port the kernel gives for UDP may be
