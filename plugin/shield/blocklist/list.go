@@ -62,6 +62,8 @@ type List struct {
 	cfg Config
 	cur atomic.Pointer[Snapshot]
 
+	attempts atomic.Uint64 // calls to Load, for tests
+
 	mu      sync.Mutex // serialises loads and guards the fields below
 	lastErr error
 	lastSig fileSig
@@ -116,6 +118,7 @@ func (a allowSink) Add(name []byte, _, _ Action) { a.b.Add(name, ActAllow, ActAl
 // unchanged, (true, nil) when a new version is in force, and a *LoadError
 // when the update was refused; the list in force is then unchanged.
 func (l *List) Load() (bool, error) {
+	l.attempts.Add(1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	changed, err := l.load()

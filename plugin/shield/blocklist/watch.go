@@ -1,6 +1,7 @@
 package blocklist
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -104,8 +105,11 @@ func (w *Watcher) dirs() []string {
 }
 
 // concerns reports whether a file event on path may change list l: an
-// event on the file itself, on its symlink target, or on a ".."-prefixed
-// entry beside it (the Kubernetes ConfigMap "..data" swap).
+// event on the file itself, on a ".."-prefixed entry beside it (the
+// Kubernetes ConfigMap "..data" swap), or, when the list's path is a
+// symlink, on the file it points to. Events on other files in the same
+// directories (an audit log, an editor's swap file) do not concern it:
+// each would cost a full parse of the list.
 func concerns(l *List, path string) bool {
 	p := filepath.Clean(l.cfg.Path)
 	if path == p {
@@ -116,8 +120,10 @@ func concerns(l *List, path string) bool {
 	if dir == filepath.Dir(p) && strings.HasPrefix(base, "..") {
 		return true
 	}
-	if t, err := filepath.EvalSymlinks(p); err == nil && filepath.Dir(t) == dir {
-		return true
+	if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if t, err := filepath.EvalSymlinks(p); err == nil && filepath.Clean(t) == path {
+			return true
+		}
 	}
 	return false
 }
