@@ -245,12 +245,49 @@ func (s *Shield) serveDetect(ctx context.Context, server string, w dns.ResponseW
 		countQuery(server, "pass")
 		return plugin.NextOrFailure(s.Name(), s.Next, ctx, w, r)
 	}
+	// The decision runs in a function of its own so that its frame (audit
+	// records, answers) is gone before the next plugin runs: whatever
+	// shield keeps on the stack here sits under cache and forward, and a
+	// deeper stack makes more query goroutines grow theirs.
+	var res score.Result
+	done, observe, rc, err := s.judge(server, w, r, e, &res)
+	if done {
+		return rc, err
+	}
+	if !observe {
+		return plugin.NextOrFailure(s.Name(), s.Next, ctx, w, r)
+	}
+	rw := rcodeWriters.Get().(*rcodeWriter)
+	rw.ResponseWriter, rw.rcode = w, -1
+	rc, err = plugin.NextOrFailure(s.Name(), s.Next, ctx, rw, r)
+	rcode := rw.rcode
+	rw.ResponseWriter = nil
+	rcodeWriters.Put(rw)
+	if rcode < 0 && err == nil && !plugin.ClientWrite(rc) {
+		// The next plugin did not write: the server answers with rc.
+		rcode = rc
+	}
+	// An NXDOMAIN for a suspect client's new domain like its burst is
+	// evidence of its own: the engine turns the query into an alert.
+	if rcode >= 0 && e.ObserveResponse(&res, rcode) {
+		s.alertDetection(server, w, r, &res)
+	}
+	return rc, err
+}
+
+// judge scores the query into res and acts on the verdict: a block is
+// answered here (done), an alert recorded. observe reports whether the
+// query goes on with its answer fed back to the engine; an exempt query
+// and a monitor-mode block go on without.
+//
+//go:noinline
+func (s *Shield) judge(server string, w dns.ResponseWriter, r *dns.Msg, e *score.Engine, res *score.Result) (done, observe bool, rc int, err error) {
 	q := r.Question[0]
 	client := clientAddr(w)
-	res := e.Score(score.Query{Name: q.Name, Type: q.Qtype, Client: client})
+	*res = e.Score(score.Query{Name: q.Name, Type: q.Qtype, Client: client})
 	if res.Exempt {
 		countQuery(server, "pass")
-		return plugin.NextOrFailure(s.Name(), s.Next, ctx, w, r)
+		return false, false, 0, nil
 	}
 	switch res.Action {
 	case score.Block:
@@ -262,44 +299,31 @@ func (s *Shield) serveDetect(ctx context.Context, server string, w dns.ResponseW
 			event = audit.ActionMonitor
 		}
 		detections.WithLabelValues(server, det, event).Inc()
-		s.recordDetection(w, r, event, det, &res, reasons, domain)
+		s.recordDetection(w, r, event, det, res, reasons, domain)
 		s.noteBlock(client, det, q.Name, reasons)
 		if !s.monitor {
 			countQuery(server, "block")
-			if s.action == actDrop {
-				return dns.RcodeSuccess, nil
+			if s.action != actDrop {
+				w.WriteMsg(s.detectAnswer(r, domain, res))
 			}
-			w.WriteMsg(s.detectAnswer(r, domain, &res))
-			return dns.RcodeSuccess, nil
+			return true, false, dns.RcodeSuccess, nil
 		}
 		countQuery(server, "monitor")
 		// In monitor mode the query goes on; the would-be block is not
 		// fed back (the verdict is already sticky).
-		return plugin.NextOrFailure(s.Name(), s.Next, ctx, w, r)
+		return false, false, 0, nil
 	case score.Alert:
-		det := res.Detector()
-		detections.WithLabelValues(server, det, audit.ActionAlert).Inc()
-		s.recordDetection(w, r, audit.ActionAlert, det, &res, res.Reasons(), res.Domain())
+		s.alertDetection(server, w, r, res)
 	}
 	countQuery(server, "pass")
-	rw := rcodeWriters.Get().(*rcodeWriter)
-	rw.ResponseWriter, rw.rcode = w, -1
-	rc, err := plugin.NextOrFailure(s.Name(), s.Next, ctx, rw, r)
-	rcode := rw.rcode
-	rw.ResponseWriter = nil
-	rcodeWriters.Put(rw)
-	if rcode < 0 && err == nil && !plugin.ClientWrite(rc) {
-		// The next plugin did not write: the server answers with rc.
-		rcode = rc
-	}
-	// An NXDOMAIN for a suspect client's new domain like its burst is
-	// evidence of its own: the engine turns the query into an alert.
-	if rcode >= 0 && e.ObserveResponse(&res, rcode) {
-		det := res.Detector()
-		detections.WithLabelValues(server, det, audit.ActionAlert).Inc()
-		s.recordDetection(w, r, audit.ActionAlert, det, &res, res.Reasons(), res.Domain())
-	}
-	return rc, err
+	return false, true, 0, nil
+}
+
+// alertDetection counts and records an alert for res.
+func (s *Shield) alertDetection(server string, w dns.ResponseWriter, r *dns.Msg, res *score.Result) {
+	det := res.Detector()
+	detections.WithLabelValues(server, det, audit.ActionAlert).Inc()
+	s.recordDetection(w, r, audit.ActionAlert, det, res, res.Reasons(), res.Domain())
 }
 
 // detectAnswer is the block answer of a detection: the configured action,
