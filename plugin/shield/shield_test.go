@@ -44,9 +44,9 @@ func TestServeDNSOneReply(t *testing.T) {
 	s := newTestShield(t, []string{"evil.test"})
 	for _, act := range []action{actNXDomain, actNoData, actRefused, actSinkhole} {
 		s.action = act
-		s.sink4 = nil
+		s.sink.v4 = nil
 		if act == actSinkhole {
-			s.sink4 = append(s.sink4, netip.MustParseAddr("10.1.2.3"))
+			s.sink.v4 = append(s.sink.v4, netip.MustParseAddr("10.1.2.3"))
 		}
 		r := new(dns.Msg)
 		r.SetQuestion("x.evil.test.", dns.TypeA)
