@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -128,6 +130,79 @@ func TestContainStopSavesLastChange(t *testing.T) {
 		}
 		if len(st.Quarantines) != i+1 {
 			t.Fatalf("round %d: the state file holds %d quarantines, want %d: the last change was not saved at shutdown", i, len(st.Quarantines), i+1)
+		}
+	}
+}
+
+// TestContainStateWritesCoalesced: a stream of changes rewrites the state
+// file at most once a second (the first change of a quiet period at once,
+// the rest together up to a second later), every change reaches the file
+// without waiting for shutdown, and a change made just before shutdown is
+// written at shutdown.
+func TestContainStateWritesCoalesced(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.json")
+	var mu sync.Mutex
+	var writes []time.Time
+	writeState = func(path string, st contain.State) error {
+		mu.Lock()
+		writes = append(writes, time.Now())
+		mu.Unlock()
+		return contain.SaveState(path, st)
+	}
+	defer func() { writeState = contain.SaveState }()
+	written := func() []time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(writes)
+	}
+	inFile := func() int {
+		st, err := contain.LoadState(state, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(st.Quarantines)
+	}
+
+	s, err := parse(caddy.NewTestController("dns", "shield {\nblocklist c2 /nonexistent\nstate "+state+"\n}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.startContain(); err != nil {
+		t.Fatal(err)
+	}
+	// A change every 25 ms for about a second: without coalescing, each
+	// would be a write of its own.
+	const burst = 40
+	for i := range burst {
+		client := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 5, 0, byte(i)}), 32)
+		if _, err := s.warden.store.Quarantine(client, time.Hour, "burst", "test", nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	// Every change reaches the file without a shutdown.
+	for deadline := time.Now().Add(10 * time.Second); inFile() != burst; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the state file holds %d of %d quarantines", inFile(), burst)
+		}
+	}
+	client := netip.MustParsePrefix("10.5.1.1/32")
+	if _, err := s.warden.store.Quarantine(client, time.Hour, "last", "test", nil); err != nil {
+		t.Fatal(err)
+	}
+	s.stopContain()
+	if n := inFile(); n != burst+1 {
+		t.Errorf("after shutdown the state file holds %d quarantines, want %d", n, burst+1)
+	}
+	got := written()
+	// The burst: one write at once and one or two for the rest; then the
+	// change before shutdown, written at shutdown.
+	if len(got) > 4 {
+		t.Errorf("%d writes for %d changes about a second and one more, want at most 4", len(got), burst+1)
+	}
+	for i := 1; i < len(got)-1; i++ { // the write at shutdown does not wait
+		if gap := got[i].Sub(got[i-1]); gap < saveEvery-10*time.Millisecond {
+			t.Errorf("writes %d and %d are %s apart, want at least %s", i-1, i, gap, saveEvery)
 		}
 	}
 }

@@ -83,6 +83,16 @@ func (s *Shield) stopContainLoop() {
 	<-warden.done
 }
 
+// saveEvery is the least time between two writes of the state file. A
+// write is a full rewrite with two fsyncs (about 16 MB for a full store),
+// so a burst of changes (an API script, escalations under attack) is
+// coalesced: the first change of a quiet period is written at once, the
+// others together at most saveEvery later, and the last at shutdown.
+const saveEvery = time.Second
+
+// writeState writes the state file; a test counts the writes through it.
+var writeState = contain.SaveState
+
 // containLoop sweeps expired entries and writes the state file after
 // changes. It is the only writer of the state file.
 func (s *Shield) containLoop() {
@@ -90,13 +100,14 @@ func (s *Shield) containLoop() {
 	defer close(warden.done)
 	tick := time.NewTicker(sweepEvery)
 	defer tick.Stop()
-	dirty := false
-	var lastErr time.Time
+	dirty := false // a change is not in the file yet
+	var lastSave, lastErr time.Time
 	save := func() {
 		if warden.statePath == "" || !dirty {
 			return
 		}
-		if err := contain.SaveState(warden.statePath, warden.store.Snapshot(time.Now())); err != nil {
+		lastSave = time.Now()
+		if err := writeState(warden.statePath, warden.store.Snapshot(lastSave)); err != nil {
 			containErrors.WithLabelValues("save").Inc()
 			if time.Since(lastErr) > time.Minute {
 				lastErr = time.Now()
@@ -105,6 +116,22 @@ func (s *Shield) containLoop() {
 			return
 		}
 		dirty = false
+	}
+	// pending runs while a write waits for saveEvery to pass.
+	pending := time.NewTimer(time.Hour)
+	pending.Stop()
+	defer pending.Stop()
+	waiting := false
+	saveSoon := func() {
+		if waiting {
+			return
+		}
+		if wait := saveEvery - time.Since(lastSave); wait > 0 {
+			pending.Reset(wait)
+			waiting = true
+			return
+		}
+		save()
 	}
 	sweeps := 0
 	for {
@@ -122,20 +149,23 @@ func (s *Shield) containLoop() {
 		case <-warden.store.Changed():
 			dirty = true
 			s.updateContainGauges()
+			saveSoon()
+		case <-pending.C:
+			waiting = false
 			save()
 		case now := <-tick.C:
-			qs, bs := warden.store.Sweep(now)
-			for _, q := range qs {
+			quarantines, blocks := warden.store.Sweep(now)
+			for _, q := range quarantines {
 				s.logAudit(s.quarantineRecord(audit.ActionExpire, "policy:ttl", q))
 			}
-			for _, b := range bs {
+			for _, b := range blocks {
 				s.logAudit(s.blockRecord(audit.ActionExpire, "policy:ttl", b))
 			}
 			if sweeps++; sweeps%10 == 0 {
 				warden.ladder.Sweep(now)
 			}
 			if dirty {
-				save() // retry a failed write
+				saveSoon() // retry a failed write
 			}
 		}
 	}
