@@ -91,10 +91,11 @@ const (
 // coredns_shield_list_hits_total, by list.
 func (src source) countsAsListHit() bool { return src == fromList || src == fromEmergency }
 
-// RFC 8914 INFO-CODEs of block answers.
+// RFC 8914 INFO-CODEs of shield's answers.
 const (
-	edeBlocked  = 15 // a list, an emergency block or a quarantine
-	edeFiltered = 17 // a detection
+	edeBlocked      = 15 // a list, an emergency block or a quarantine
+	edeFiltered     = 17 // a detection
+	edeNotSupported = 21 // a zone transfer
 )
 
 // quarantineTTL caps the TTL of answers to a quarantined client and of

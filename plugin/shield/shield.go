@@ -12,9 +12,9 @@
 // the containment state in package contain, the detection engine in
 // package score and the management API in package api.
 //
-// A query's path: ServeDNS (this file) asks the stages in order, the
-// containment (contain.go), the lists (lists.go) and detection
-// (detect.go). Each returns a Decision (decision.go) and does nothing
+// A query's path: ServeDNS (this file) refuses zone transfers and asks
+// the stages in order, the containment (contain.go), the lists (lists.go)
+// and detection (detect.go). Each returns a Decision (decision.go) and does nothing
 // else; act (respond.go) carries it out.
 package shield
 
@@ -98,7 +98,7 @@ func (s *Shield) Name() string { return pluginName }
 // the detection stage asked for it. No lock is taken and, for a query
 // that passes, nothing is allocated.
 func (s *Shield) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if len(r.Question) != 1 || r.Question[0].Qclass != dns.ClassINET {
+	if len(r.Question) != 1 || (r.Question[0].Qclass != dns.ClassINET && !isZoneTransfer(r.Question[0].Qtype)) {
 		return plugin.NextOrFailure(s.Name(), s.Next, ctx, w, r)
 	}
 	server := metrics.WithServer(ctx)
@@ -127,7 +127,7 @@ const (
 // decideAndAct normalises the question, asks the stages in order and acts
 // on their decisions: the first stage that decides ends the walk (a
 // containment match in monitor mode is recorded and leaves the query to
-// the lists).
+// the lists). A zone transfer is refused before any stage.
 //
 // It runs in a frame of its own, gone before the next plugin runs: the
 // name buffer, the decisions and the audit and answer temporaries would
@@ -146,7 +146,10 @@ func (s *Shield) decideAndAct(server string, w dns.ResponseWriter, r *dns.Msg, s
 	q.request, q.scored = &req, scored
 	q.name = blocklist.NormalizeQuery(buf[:0], r.Question[0].Name)
 
-	if next := s.act(&q, s.decideContainment(&q)); next != askNextStage { // contain.go, respond.go
+	if next := s.act(&q, s.decideTransfer(&q)); next != askNextStage { // this file, respond.go
+		return next
+	}
+	if next := s.act(&q, s.decideContainment(&q)); next != askNextStage { // contain.go
 		return next
 	}
 	if next := s.act(&q, s.decideLists(&q)); next != askNextStage { // lists.go
@@ -154,6 +157,22 @@ func (s *Shield) decideAndAct(server string, w dns.ResponseWriter, r *dns.Msg, s
 	}
 	return s.act(&q, s.decideDetection(&q)) // detect.go
 }
+
+// decideTransfer refuses a zone transfer (AXFR, IXFR), whatever the
+// transport, class or name: a resolver serves none, and a transfer must
+// never reach an upstream, over UDP (where it is malformed) or over TCP.
+// It is a protocol refusal, not a policy match: counted, not recorded,
+// and the same in monitor mode.
+func (s *Shield) decideTransfer(q *query) Decision {
+	if !isZoneTransfer(q.r.Question[0].Qtype) {
+		return Decision{}
+	}
+	return Decision{verb: verbAnswer, count: "refused", detail: &detail{
+		action: actRefused, edeCode: edeNotSupported, edeText: "zone transfers are not served"}}
+}
+
+// isZoneTransfer reports whether qtype asks for a zone transfer.
+func isZoneTransfer(qtype uint16) bool { return qtype == dns.TypeAXFR || qtype == dns.TypeIXFR }
 
 // query is the question the stages decide about: the request and its
 // normalised name. The name is in decideAndAct's buffer and the
