@@ -150,7 +150,8 @@ func parseContainOption(c *caddy.Controller, s *Shield, opt string, args []strin
 
 // finishContain checks the containment options against each other and
 // the rest of the block, once the whole block is read. It reads the API
-// tokens file, so a bad file is a configuration error.
+// tokens file, so a bad file, or one that others can read, is a
+// configuration error.
 func (s *Shield) finishContain(c *caddy.Controller) error {
 	cfg := s.warden
 	if cfg == nil {
@@ -173,14 +174,17 @@ func (s *Shield) finishContain(c *caddy.Controller) error {
 		c.Set(key, true)
 	}
 	if cfg.tokensPath != "" {
+		// The tokens grant every API right: a file that others on the
+		// host can read (or write) is refused, not just warned about.
+		if fi, err := os.Stat(cfg.tokensPath); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			return c.Errf("api_tokens %s has mode %#o, so users other than its owner can read it: make it 0600 (chmod 600 %s)",
+				cfg.tokensPath, fi.Mode().Perm(), cfg.tokensPath)
+		}
 		t, err := api.LoadTokens(cfg.tokensPath)
 		if err != nil {
 			return c.Errf("api_tokens: %v", err)
 		}
 		cfg.tokens = t
-		if fi, err := os.Stat(cfg.tokensPath); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			log.Warningf("api_tokens %s is readable by others (mode %o); make it 0600", cfg.tokensPath, fi.Mode().Perm())
-		}
 	}
 	for _, r := range cfg.rules {
 		if r.TTL > cfg.maxTTL {

@@ -19,6 +19,12 @@ func TestParseContain(t *testing.T) {
 	os.WriteFile(badTokens, []byte("ops:short\n"), 0o600)
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, []byte("# none\n"), 0o600)
+	readable := filepath.Join(dir, "readable")
+	os.WriteFile(readable, []byte("ops:0123456789abcdef\n"), 0o600)
+	os.Chmod(readable, 0o644) // WriteFile's mode is filtered by the umask
+	groupOnly := filepath.Join(dir, "group")
+	os.WriteFile(groupOnly, []byte("ops:0123456789abcdef\n"), 0o600)
+	os.Chmod(groupOnly, 0o640)
 	wrap := func(body string) string { return "shield {\nblocklist c2 /l/c2.txt\n" + body + "\n}" }
 	tests := []struct {
 		name, body, err string
@@ -99,6 +105,8 @@ func TestParseContain(t *testing.T) {
 		{"tokens bad", "api :8053\napi_tokens " + badTokens, "shorter than", nil},
 		{"tokens empty", "api :8053\napi_tokens " + empty, "no tokens", nil},
 		{"tokens twice", "api_tokens /a\napi_tokens /b", "api_tokens is set twice", nil},
+		{"tokens world-readable", "api :8053\napi_tokens " + readable, "has mode 0644, so users other than its owner can read it: make it 0600", nil},
+		{"tokens group-readable", "api :8053\napi_tokens " + groupOnly, "has mode 0640", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
