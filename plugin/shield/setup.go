@@ -88,7 +88,7 @@ func parse(c *caddy.Controller) (*Shield, error) {
 			s.blocks = append(s.blocks, l)
 		}
 	}
-	if s.action == actSinkhole && len(s.sink4) == 0 && len(s.sink6) == 0 {
+	if s.action == actSinkhole && len(s.sink.v4) == 0 && len(s.sink.v6) == 0 {
 		return nil, c.Err("action sinkhole needs at least one address")
 	}
 	if err := s.finishContain(c); err != nil {
@@ -141,7 +141,7 @@ func parseOption(c *caddy.Controller, s *Shield, root string) error {
 			return c.Errf("action %s takes no addresses", args[0])
 		}
 		s.action = a
-		s.sink4, s.sink6 = nil, nil
+		s.sink.v4, s.sink.v6 = nil, nil
 		for _, v := range args[1:] {
 			ip, err := netip.ParseAddr(v)
 			if err != nil || ip.Zone() != "" {
@@ -149,9 +149,9 @@ func parseOption(c *caddy.Controller, s *Shield, root string) error {
 			}
 			ip = ip.Unmap()
 			if ip.Is4() {
-				s.sink4 = append(s.sink4, ip)
+				s.sink.v4 = append(s.sink.v4, ip)
 			} else {
-				s.sink6 = append(s.sink6, ip)
+				s.sink.v6 = append(s.sink.v6, ip)
 			}
 		}
 		if a == actSinkhole && len(args) == 1 {

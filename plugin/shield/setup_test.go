@@ -52,8 +52,8 @@ func TestParse(t *testing.T) {
 			if c := s.allows[0].Config(); !c.Allow || c.Format != blocklist.FormatDomains {
 				t.Errorf("allow config %+v", c)
 			}
-			if s.action != actSinkhole || len(s.sink4) != 2 || len(s.sink6) != 1 || s.sink4[1] != netip.MustParseAddr("10.0.0.2") {
-				t.Errorf("sinkhole %v %v", s.sink4, s.sink6)
+			if s.action != actSinkhole || len(s.sink.v4) != 2 || len(s.sink.v6) != 1 || s.sink.v4[1] != netip.MustParseAddr("10.0.0.2") {
+				t.Errorf("sinkhole %v %v", s.sink.v4, s.sink.v6)
 			}
 			if s.ttl != 60 || !s.monitor || s.auditPath != "/var/log/shield.json" || s.auditSize != 10<<20 || s.auditKeep != 3 || s.auditQueue != 100 {
 				t.Errorf("options %+v", s)
