@@ -20,9 +20,14 @@ func statSig(path string) (fileSig, error) {
 	if err != nil {
 		return fileSig{}, err
 	}
+	return sigOf(fi), nil
+}
+
+// sigOf returns the signature of the file fi describes.
+func sigOf(fi os.FileInfo) fileSig {
 	s := fileSig{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		s.dev, s.ino = uint64(st.Dev), uint64(st.Ino)
 	}
-	return s, nil
+	return s
 }
