@@ -60,6 +60,7 @@ func parse(c *caddy.Controller) (*Shield, error) {
 	s.gen = generations.Add(1)
 	root := dnsserver.GetConfig(c).Root
 	seen := false
+	var settle time.Duration // 0: blocklist.DefaultSettle
 	for c.Next() {
 		if seen {
 			return nil, c.Err("shield can only be used once per server block")
@@ -69,6 +70,18 @@ func parse(c *caddy.Controller) (*Shield, error) {
 			return nil, c.ArgErr()
 		}
 		for c.NextBlock() {
+			if c.Val() == "settle" {
+				args := c.RemainingArgs()
+				if len(args) != 1 {
+					return nil, c.ArgErr()
+				}
+				d, err := parseDuration(args[0], 10*time.Millisecond, time.Hour)
+				if err != nil {
+					return nil, c.Errf("invalid settle: %v", err)
+				}
+				settle = d
+				continue
+			}
 			if err := parseOption(c, s, root); err != nil {
 				return nil, err
 			}
@@ -80,7 +93,7 @@ func parse(c *caddy.Controller) (*Shield, error) {
 	// Lists are made last so that max_shrink and max_invalid apply to
 	// every list wherever they appear in the block.
 	for _, cfg := range s.lists {
-		cfg.MaxShrink, cfg.MaxInvalid = s.maxShrink, s.maxInvalid
+		cfg.MaxShrink, cfg.MaxInvalid, cfg.Settle = s.maxShrink, s.maxInvalid, settle
 		l := blocklist.NewList(cfg)
 		if cfg.Allow {
 			s.allows = append(s.allows, l)

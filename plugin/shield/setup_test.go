@@ -111,6 +111,12 @@ func TestParse(t *testing.T) {
 		{"reload bad", "shield {\nblocklist a /a\nreload 1ms\n}", "invalid reload poll", nil},
 		{"reload debounce bad", "shield {\nblocklist a /a\nreload 2s forever\n}", "invalid reload debounce", nil},
 		{"observer missing", "shield {\nblocklist a /a\nobserver\n}", "Wrong argument count", nil},
+		{"settle", "shield {\nblocklist a /a\nsettle 500ms\nallowlist b /b\n}", "", func(t *testing.T, s *Shield) {
+			if s.blocks[0].Config().Settle != 500*time.Millisecond || s.allows[0].Config().Settle != 500*time.Millisecond {
+				t.Errorf("settle %s %s", s.blocks[0].Config().Settle, s.allows[0].Config().Settle)
+			}
+		}},
+		{"settle bad", "shield {\nblocklist a /a\nsettle soon\n}", "invalid settle", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

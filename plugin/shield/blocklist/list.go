@@ -36,6 +36,10 @@ type Config struct {
 	// MaxShrink is the largest share of entries an update may lose against
 	// the list in force; above it the update is refused.
 	MaxShrink float64
+	// Settle is how long a changed file must stay unchanged, with a
+	// complete last line, before the watcher loads it (DefaultSettle when
+	// zero). A file renamed into place loads without waiting on Linux.
+	Settle time.Duration
 }
 
 // Reasons a load is refused; they are bounded so they can label a metric.
@@ -118,19 +122,43 @@ func (a allowSink) Add(name []byte, _, _ Action) { a.b.Add(name, ActAllow, ActAl
 // unchanged, (true, nil) when a new version is in force, and a *LoadError
 // when the update was refused; the list in force is then unchanged.
 func (l *List) Load() (bool, error) {
+	return l.loadChecked(nil)
+}
+
+// loadChecked is Load for a file the watcher judged settled with
+// signature want: if the file read is not that one, or changes while it
+// is read, it returns errUnsettled and leaves the list as it was.
+func (l *List) loadChecked(want *fileSig) (bool, error) {
 	l.attempts.Add(1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	changed, err := l.load()
-	l.lastErr = err
+	changed, err := l.load(want)
+	if err != errUnsettled {
+		l.lastErr = err
+	}
 	return changed, err
+}
+
+// settle returns the list's settle window.
+func (l *List) settle() time.Duration {
+	if l.cfg.Settle > 0 {
+		return l.cfg.Settle
+	}
+	return DefaultSettle
+}
+
+// readSig returns the signature of the file the last load attempt read.
+func (l *List) readSig() fileSig {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastSig
 }
 
 func (l *List) fail(reason string, err error) error {
 	return &LoadError{List: l.cfg.Name, Reason: reason, Err: err}
 }
 
-func (l *List) load() (bool, error) {
+func (l *List) load(want *fileSig) (bool, error) {
 	start := time.Now()
 	l.lastSig, _ = statSig(l.cfg.Path)
 	f, err := os.Open(l.cfg.Path)
@@ -144,6 +172,9 @@ func (l *List) load() (bool, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return false, l.fail(FailRead, fmt.Errorf("%s is not a regular file", l.cfg.Path))
+	}
+	if want != nil && sigOf(fi) != *want {
+		return false, errUnsettled
 	}
 	// Stream the file through the parser and the content hash at once:
 	// a million-name list is never held in memory as text.
@@ -169,6 +200,11 @@ func (l *List) load() (bool, error) {
 	st, err := Parse(br, format, sink)
 	if err != nil {
 		return false, l.fail(FailRead, err)
+	}
+	if want != nil {
+		if after, err := f.Stat(); err != nil || sigOf(after) != *want {
+			return false, errUnsettled
+		}
 	}
 	version := hex.EncodeToString(h.Sum(nil)[:8])
 	prev := l.cur.Load()
