@@ -223,12 +223,52 @@ func (o *object) list(dst []byte, k string, vs []string) []byte {
 }
 
 // appendTime appends t in UTC as a quoted RFC 3339 timestamp with
-// nanoseconds. The layout writes only digits and separators, so the result
-// needs no escaping.
+// nanoseconds, as time.RFC3339Nano formats it (trailing zeros of the
+// fraction dropped). The layout writes only digits and separators, so the
+// result needs no escaping. It writes the digits itself, which costs a
+// fraction of what time.Time.AppendFormat costs; years outside 0 to 9999
+// take the slow path.
 func appendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
 	dst = append(dst, '"')
-	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
-	return append(dst, '"')
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		dst = t.AppendFormat(dst, time.RFC3339Nano)
+		return append(dst, '"')
+	}
+	hour, min, sec := t.Clock()
+	dst = appendDigits(dst, year, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(month), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, day, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, hour, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, min, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sec, 2)
+	if ns := t.Nanosecond(); ns != 0 {
+		width := 9
+		for ns%10 == 0 {
+			ns /= 10
+			width--
+		}
+		dst = append(dst, '.')
+		dst = appendDigits(dst, ns, width)
+	}
+	return append(dst, 'Z', '"')
+}
+
+// appendDigits appends the non-negative v as exactly width decimal digits,
+// with leading zeros.
+func appendDigits(dst []byte, v, width int) []byte {
+	var b [9]byte
+	for i := width - 1; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(dst, b[:width]...)
 }
 
 const hexDigits = "0123456789abcdef"
