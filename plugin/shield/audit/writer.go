@@ -224,6 +224,12 @@ func (w *Writer) run(spare []Record) {
 		stopping := false
 		select {
 		case <-w.kick:
+			w.mu.Lock()
+			full := len(w.batch) >= cap(w.batch)/2
+			w.mu.Unlock()
+			if full { // the half-full kick may have merged with the first
+				break
+			}
 			timer.Reset(w.delay)
 			select {
 			case <-timer.C:
