@@ -273,12 +273,63 @@ func appendDigits(dst []byte, v, width int) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// load8 returns the 8 bytes of s at i as a little-endian word. i+8 must
+// not exceed len(s). The compiler makes this one load.
+func load8(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// plain8 reports whether all 8 bytes of x are plain (see plain), eight at
+// a time: it flags bytes below 0x20, equal to '"', '\\' or DEL, and with
+// the high bit set. (x - ones*n) & ^x has a byte's high bit set when that
+// byte is below n, and (y - ones) & ^y when y has a zero byte.
+func plain8(x uint64) bool {
+	bad := (x - ones*0x20) & ^x
+	q := x ^ (ones * '"')
+	bad |= (q - ones) & ^q
+	b := x ^ (ones * '\\')
+	bad |= (b - ones) & ^b
+	d := x ^ (ones * 0x7f)
+	bad |= (d - ones) & ^d
+	bad |= x
+	return bad&highs == 0
+}
+
+// plain reports, for each byte, whether appendString copies it as it is
+// when it stands alone: printable ASCII other than '"' and '\\'.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendString appends s as a quoted JSON string, escaped as AppendJSON
 // describes. Runs of bytes that need no escaping are copied in one append.
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	// Most strings need no escaping at all: find the first byte that does
+	// with one table lookup a byte, and copy everything before it at once.
+	i := 0
+	for i+8 <= len(s) && plain8(load8(s, i)) {
+		i += 8
+	}
+	for i < len(s) && plain[s[i]] {
+		i++
+	}
+	if i == len(s) {
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	start := 0 // start of the run not yet copied
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != 0x7f && c != '"' && c != '\\' {

@@ -388,3 +388,21 @@ func TestAppendTimeMatchesRFC3339Nano(t *testing.T) {
 		}
 	}
 }
+
+func TestPlain8(t *testing.T) {
+	// Every byte value at every position of a word, among plain bytes.
+	for pos := range 8 {
+		for c := range 256 {
+			w := []byte("abcdefgh")
+			w[pos] = byte(c)
+			s := string(w)
+			want := true
+			for i := range 8 {
+				want = want && plain[s[i]]
+			}
+			if got := plain8(load8(s, 0)); got != want {
+				t.Errorf("plain8(%q) = %v, want %v", s, got, want)
+			}
+		}
+	}
+}
