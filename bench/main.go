@@ -31,7 +31,11 @@
 // Run it from the repository root: go run ./bench (see README.md). It needs
 // dnsperf (Debian package dnsperf), and for -pin taskset (util-linux).
 // Every process it starts listens on 127.0.0.1 only and is ended by PID;
-// every load run is bounded in time and count.
+// every load run is bounded in time and count. It reads /proc, so it
+// builds on Linux only.
+//
+//go:build linux
+
 package main
 
 import (
