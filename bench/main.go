@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench is shield's load benchmark. It measures what turning
 // shield on costs a resolver, side by side in one run on one machine:
 //
@@ -33,9 +35,6 @@
 // Every process it starts listens on 127.0.0.1 only and is ended by PID;
 // every load run is bounded in time and count. It reads /proc, so it
 // builds on Linux only.
-//
-//go:build linux
-
 package main
 
 import (
