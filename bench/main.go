@@ -329,19 +329,21 @@ func (b *bench) run() {
 	fmt.Printf("== results: medians of %d alternating rounds of %s; ratios against the baseline of the same mix\n", *rounds, *duration)
 	for _, mr := range results {
 		fmt.Printf("\nmix %s (%s; the baseline answered %.0f%% from its cache)\n", mr.mix.name, mr.mix.desc, 100*mr.mix.cacheHits)
-		fmt.Printf("  %-13s %9s %7s %9s %7s %6s  %s\n", "resolver", "QPS", "ratio", "p99 ms", "ratio", "lost", "runs (QPS)")
+		fmt.Printf("  %-13s %9s %7s %9s %7s %8s %7s %6s  %s\n", "resolver", "QPS", "ratio", "p99 ms", "ratio", "CPU/q us", "ratio", "lost", "runs (QPS)")
 		bq := median(mr.m[0].runs, func(r result) float64 { return r.qps })
 		bp := median(mr.m[0].runs, func(r result) float64 { return r.p99 })
+		bc := median(mr.m[0].runs, func(r result) float64 { return r.cpuPerQ })
 		for _, m := range mr.m {
 			q := median(m.runs, func(r result) float64 { return r.qps })
 			p := median(m.runs, func(r result) float64 { return r.p99 })
+			c := median(m.runs, func(r result) float64 { return r.cpuPerQ })
 			lost := 0
 			var each []string
 			for _, r := range m.runs {
 				lost += r.lost
 				each = append(each, fmt.Sprintf("%.0f", r.qps))
 			}
-			fmt.Printf("  %-13s %9.0f %7.3f %9.2f %7.3f %6d  %s  %s\n", m.res.name, q, q/bq, p*1e3, p/bp, lost, strings.Join(each, " "), m.res.desc)
+			fmt.Printf("  %-13s %9.0f %7.3f %9.2f %7.3f %8.1f %7.3f %6d  %s  %s\n", m.res.name, q, q/bq, p*1e3, p/bp, c, c/bc, lost, strings.Join(each, " "), m.res.desc)
 		}
 	}
 	fmt.Println()
@@ -577,7 +579,7 @@ type result struct {
 // stats is a snapshot of a resolver's counters around one run.
 type stats struct {
 	cpu     time.Duration // user + system CPU time (/proc/PID/stat)
-	syscw   int64         // write-family system calls (/proc/PID/io): the audit file's writes; DNS replies go by sendmsg, which it does not count
+	syscw   int64         // write-family system calls (/proc/PID/io): the audit file's writes and forward's queries to the upstream; DNS replies go by sendmsg, which it does not count
 	records float64       // list hits + detections: about one audit record each
 	gcs     float64       // go_gc_duration_seconds_count
 }
@@ -614,7 +616,7 @@ func (a stats) sub(b stats) string {
 	if w > 0 {
 		per = rec / float64(w)
 	}
-	return fmt.Sprintf("GCs %3.0f  records %7.0f  file writes %6d (%.1f records each)", a.gcs-b.gcs, rec, w, per)
+	return fmt.Sprintf("GCs %3.0f  records %7.0f  write calls %6d (%.1f records each; upstream queries count too)", a.gcs-b.gcs, rec, w, per)
 }
 
 var (
