@@ -75,7 +75,7 @@ var (
 	confList = flag.String("configs", "list,audit,defaults", "shield configurations to measure against the baseline, comma-separated: list, audit, defaults")
 	dataDir  = flag.String("data", "", "directory of the shared data files (default $SHIELD_DATA, else shared/data beside the module root)")
 	pin      = flag.Bool("pin", false, "pin every resolver to CPU 1 and dnsperf and the upstream to CPU 0 (taskset)")
-	profile  = flag.Bool("profile", false, "in the last round, save a CPU profile of every candidate (pprof on loopback) in the work directory (implies -keep)")
+	profile  = flag.Bool("profile", false, "save a CPU profile of every candidate's every run (pprof on loopback) in the work directory (implies -keep)")
 	gctrace  = flag.Bool("gctrace", false, "run the candidates with GODEBUG=gctrace=1 (the trace goes to NAME.log in the work directory)")
 	compare  = flag.String("compare", "", "another checkout of shield: each configuration also runs with its cmd/coredns (named CONFIG@old), for a before/after in one run")
 	soak     = flag.Duration("soak", 0, "run the soak test for this long instead of the benchmark (e.g. 10m)")
@@ -291,8 +291,8 @@ func (b *bench) run() {
 			for k := range ms {
 				m := ms[(k+r)%len(ms)]
 				var prof chan struct{}
-				if *profile && r == *rounds-1 && m.res != base {
-					prof = b.cpuProfile(m.res, filepath.Join(b.dir, mx.name+"-"+m.res.name+".cpu.pprof"), *duration-time.Second)
+				if *profile && m.res != base {
+					prof = b.cpuProfile(m.res, filepath.Join(b.dir, fmt.Sprintf("%s-%s-%d.cpu.pprof", mx.name, m.res.name, r+1)), *duration-time.Second)
 				}
 				before := snap(m.res)
 				out := dnsperf(m.res.dns, mx.file, *duration)
