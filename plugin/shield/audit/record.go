@@ -8,10 +8,11 @@
 // that a hostile query name (quotes, control bytes, line breaks, invalid
 // UTF-8) can neither break the JSON nor start a second line.
 //
-// Writer queues records on a bounded channel and writes them from one
-// goroutine, so Log never blocks the query path; a full queue drops the
-// record and counts the drop. Stdout and OpenFile (mode 0600, rotated by
-// size with a bounded number of old files) are the sinks.
+// Writer copies records into a bounded batch and writes each batch from
+// one goroutine with one write, so Log never blocks the query path and
+// does not allocate; a full queue drops the record and counts the drop.
+// Stdout and OpenFile (mode 0600, rotated by size with a bounded number of
+// old files, symbolic links refused) are the sinks.
 //
 // The package uses only the standard library: the plugin glue owns logging
 // and metrics and hooks them in through Options.
