@@ -135,8 +135,10 @@ func (f *Fetcher) fetch(parent context.Context) (r Result) {
 	if f.pin != nil && !bytes.Equal(sum, f.pin) {
 		return fail(RefusedChecksum, fmt.Errorf("sha256 %x, pinned %x", sum, f.pin))
 	}
-	if err := tmp.Sync(); err != nil {
-		return fail(ErrorLocal, err)
+	if f.cache != nil { // it becomes the cached copy: make it durable first
+		if err := tmp.Sync(); err != nil {
+			return fail(ErrorLocal, err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return fail(ErrorLocal, err)
