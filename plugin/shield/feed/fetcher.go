@@ -44,9 +44,10 @@ type Options struct {
 	// nothing on disk and starts every run from the network.
 	CacheDir  string
 	UserAgent string // default: UserAgent()
-	// Transport carries the requests. Nil means a clone of
-	// http.DefaultTransport, which takes its proxy from the environment
-	// (HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
+	// Transport is cloned to carry the requests (a test passes one that
+	// trusts its TLS server). Nil means a clone of http.DefaultTransport,
+	// which takes its proxy from the environment (HTTPS_PROXY, HTTP_PROXY,
+	// NO_PROXY).
 	Transport *http.Transport
 	// OnResult, if set, is called after every attempt, including the
 	// start-up load from the cache, on the goroutine that made it. It must
@@ -140,8 +141,9 @@ func New(list *blocklist.List, opt Options) (*Fetcher, error) {
 	if opt.CacheDir != "" {
 		f.cache = &cache{dir: opt.CacheDir, base: fileBase(list.Name())}
 	}
-	f.transport = opt.Transport
-	if f.transport == nil {
+	if opt.Transport != nil {
+		f.transport = opt.Transport.Clone()
+	} else {
 		f.transport = http.DefaultTransport.(*http.Transport).Clone()
 		f.transport.Proxy = http.ProxyFromEnvironment
 	}
