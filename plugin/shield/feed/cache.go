@@ -44,8 +44,9 @@ func urlHash(u string) string {
 }
 
 // cache is a feed's files in the cache directory: NAME.list holds the
-// last good list text, NAME.meta its meta. Temporary files start with
-// ".NAME." and end in ".tmp".
+// last good list text, NAME.meta its meta. Temporary files are named
+// ".NAME~RANDOM.tmp"; '~' cannot occur in NAME, so one list's pattern never
+// matches another's.
 type cache struct {
 	dir  string
 	base string // the list name made safe for a file name
@@ -76,15 +77,22 @@ func fileBase(name string) string {
 func (c *cache) listPath() string { return filepath.Join(c.dir, c.base+".list") }
 func (c *cache) metaPath() string { return filepath.Join(c.dir, c.base+".meta") }
 
+// staleTemp is the age from which a temporary file is taken for the
+// leftover of an interrupted fetch. Younger ones may belong to the fetcher
+// of the configuration a Corefile reload is replacing.
+const staleTemp = time.Hour
+
 // prepare creates the directory (mode 0700) and removes the temporary
 // files an interrupted fetch left behind.
 func (c *cache) prepare() error {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return err
 	}
-	old, _ := filepath.Glob(filepath.Join(c.dir, "."+c.base+".*.tmp"))
+	old, _ := filepath.Glob(filepath.Join(c.dir, "."+c.base+"~*.tmp"))
 	for _, p := range old {
-		os.Remove(p)
+		if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > staleTemp {
+			os.Remove(p)
+		}
 	}
 	return nil
 }
@@ -96,7 +104,7 @@ func tempFile(c *cache) (*os.File, error) {
 	if c == nil {
 		return os.CreateTemp("", ".shieldfeed.*.tmp")
 	}
-	return os.CreateTemp(c.dir, "."+c.base+".*.tmp")
+	return os.CreateTemp(c.dir, "."+c.base+"~*.tmp")
 }
 
 // readMeta returns the stored meta, or an error when there is none or it

@@ -45,9 +45,10 @@ func (f *Fetcher) fetch(parent context.Context) (r Result) {
 	}
 	ctx, cancel := context.WithTimeout(parent, f.opt.Timeout)
 	defer cancel()
+	defer context.AfterFunc(f.ctx, cancel)() // Stop ends any fetch, the loop's or a caller's
 	defer func() { r.Elapsed = time.Since(r.Start) }()
 	fail := func(outcome string, err error) Result {
-		if ctx.Err() == context.DeadlineExceeded && parent.Err() == nil {
+		if ctx.Err() == context.DeadlineExceeded && parent.Err() == nil && f.ctx.Err() == nil {
 			// Whatever broke last, the time cap broke it.
 			outcome, err = RefusedTimeout, fmt.Errorf("the fetch ran past its time cap of %s", f.opt.Timeout)
 		}
@@ -65,7 +66,8 @@ func (f *Fetcher) fetch(parent context.Context) (r Result) {
 	// Ask whether the copy in force changed only when the validators
 	// describe that very copy: a 304 must never stand for content the
 	// list does not hold.
-	conditional := r.Version != "" && f.val.version() == r.Version
+	conditional := r.Version != "" && f.val.version() == r.Version &&
+		(f.val.ETag != "" || f.val.LastModified != "")
 	if conditional {
 		if f.val.ETag != "" {
 			req.Header.Set("If-None-Match", f.val.ETag)

@@ -50,8 +50,9 @@ type Options struct {
 	// NO_PROXY).
 	Transport *http.Transport
 	// OnResult, if set, is called after every attempt, including the
-	// start-up load from the cache, on the goroutine that made it. It must
-	// not block for long: it is where the glue counts and logs.
+	// start-up load from the cache, on the goroutine that made it and
+	// while fetches are serialised: it must not block for long nor call
+	// Fetch. It is where the glue counts and logs.
 	OnResult func(Result)
 }
 
@@ -181,7 +182,9 @@ func (f *Fetcher) Start() {
 	}
 	wait := time.Duration(0)
 	if !f.val.Fetched.IsZero() && f.list.Snapshot() != nil {
-		wait = max(time.Until(f.val.Fetched.Add(jitter(f.opt.Refresh))), 0)
+		// Clamped: a fetch time in the future (the clock was set back)
+		// must not postpone the refresh.
+		wait = min(max(time.Until(f.val.Fetched.Add(jitter(f.opt.Refresh))), 0), f.opt.Refresh+f.opt.Refresh/10)
 	}
 	f.fetchMu.Unlock()
 	f.setNext(wait)

@@ -193,7 +193,14 @@ func TestCacheValidity(t *testing.T) {
 	text := corpusText(t, "hosts_urlhaus_filter.txt.gz")
 	dir := t.TempDir()
 	srv := newFeedServer(t)
-	srv.serve(body(text, "ETag", `"x"`, "Last-Modified", "Tue, 01 Dec 2026 10:00:00 GMT"))
+	serveA := body(text, "ETag", `"x"`, "Last-Modified", "Tue, 01 Dec 2026 10:00:00 GMT")
+	srv.serve(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/a" { // /b's first fetch must not load it
+			http.NotFound(w, r)
+			return
+		}
+		serveA(w, r)
+	})
 	f, _ := New(newList("l"), Options{URL: srv.URL + "/a", CacheDir: dir})
 	if r := f.Fetch(context.Background()); r.Outcome != Updated {
 		t.Fatal(r)
@@ -236,12 +243,68 @@ func TestCacheValidity(t *testing.T) {
 		t.Fatalf("no validators after the repair: %v", h)
 	}
 	// A temporary file left by a crash is removed at start-up.
-	tmp := filepath.Join(dir, ".l.123.tmp")
-	os.WriteFile(tmp, []byte("x"), 0o600)
+	tmp := filepath.Join(dir, ".l~123.tmp")
+	fresh := filepath.Join(dir, ".l~456.tmp")
+	otherTmp := filepath.Join(dir, ".l.b~789.tmp")
+	for _, p := range []string{tmp, fresh, otherTmp} {
+		os.WriteFile(p, []byte("x"), 0o600)
+	}
+	old := time.Now().Add(-2 * staleTemp)
+	os.Chtimes(tmp, old, old)
+	os.Chtimes(otherTmp, old, old)
 	f2, _ := New(newList("l"), Options{URL: srv.URL + "/a", CacheDir: dir})
 	f2.Start()
 	f2.Stop()
 	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
 		t.Fatal("a stale temporary file survived start-up")
+	}
+	for _, p := range []string{fresh, otherTmp} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("start-up removed %s, a fresh temporary file or another list's", p)
+		}
+	}
+}
+
+// A 304 to a request that asked nothing is refused: the server cannot
+// know what the resolver holds.
+func TestNotModifiedUnasked(t *testing.T) {
+	text := corpusText(t, "hosts_urlhaus_filter.txt.gz")
+	srv := newFeedServer(t)
+	srv.serve(body(text)) // no ETag, no Last-Modified
+	l := newList("l")
+	f, _ := New(l, Options{URL: srv.URL})
+	defer f.Stop()
+	if r := f.Fetch(context.Background()); r.Outcome != Updated {
+		t.Fatal(r)
+	}
+	srv.serve(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotModified) })
+	if r := f.Fetch(context.Background()); r.Outcome != RefusedStatus || r.Status != 304 {
+		t.Fatalf("unasked 304: %+v", r)
+	}
+	if h := srv.lastRequest(); h.Get("If-None-Match") != "" || h.Get("If-Modified-Since") != "" {
+		t.Fatalf("validators sent without any from the server: %v", h)
+	}
+}
+
+// Stop also ends a fetch a caller started with Fetch.
+func TestStopEndsCallerFetch(t *testing.T) {
+	srv := newFeedServer(t)
+	arrived := make(chan struct{}, 1)
+	srv.serve(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-r.Context().Done()
+	})
+	f, _ := New(newList("hang"), Options{URL: srv.URL, Timeout: time.Minute})
+	done := make(chan Result)
+	go func() { done <- f.Fetch(context.Background()) }()
+	<-arrived
+	f.Stop()
+	select {
+	case r := <-done:
+		if r.Outcome == RefusedTimeout {
+			t.Fatalf("a fetch ended by Stop reads as a timeout: %+v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop did not end the caller's fetch")
 	}
 }
