@@ -27,11 +27,19 @@ func TestFetchFaults(t *testing.T) {
 	list := newList("urlhaus")
 	// Credentials in the URL must never show in an error or the status.
 	u := strings.Replace(srv.URL, "http://", "http://feeduser:hunter2@", 1) + "/urlhaus.txt?auth-key=s3cret&format=domains"
-	f, err := New(list, Options{URL: u, CacheDir: cacheDir, Timeout: 2 * time.Second, MaxBytes: 1 << 20, OnResult: res.add})
+	// A generous time cap: the race detector on a busy machine is slow.
+	f, err := New(list, Options{URL: u, CacheDir: cacheDir, Timeout: 30 * time.Second, MaxBytes: 1 << 20, OnResult: res.add})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Stop()
+	// The time-cap faults run through a second fetcher of the same list
+	// with a short cap.
+	fShort, err := New(list, Options{URL: u, Timeout: time.Second, OnResult: res.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fShort.Stop()
 	ctx := context.Background()
 	const lastMod = "Tue, 01 Dec 2026 10:00:00 GMT"
 
@@ -98,7 +106,7 @@ func TestFetchFaults(t *testing.T) {
 		{"timeout", func(w http.ResponseWriter, r *http.Request) {
 			select { // no answer until the client gives up
 			case <-r.Context().Done():
-			case <-time.After(10 * time.Second):
+			case <-time.After(20 * time.Second):
 			}
 		}, RefusedTimeout, 0},
 		{"html page", body(html, "Content-Type", "text/html; charset=utf-8"), RefusedHTML, 200},
@@ -136,7 +144,7 @@ func TestFetchFaults(t *testing.T) {
 		{"slow body", func(w http.ResponseWriter, r *http.Request) {
 			w.Write(text[:1000])
 			w.(http.Flusher).Flush()
-			for i := 0; i < 100 && r.Context().Err() == nil; i++ {
+			for i := 0; i < 400 && r.Context().Err() == nil; i++ {
 				time.Sleep(50 * time.Millisecond)
 				w.Write([]byte("slow.example\n"))
 				w.(http.Flusher).Flush()
@@ -152,7 +160,11 @@ func TestFetchFaults(t *testing.T) {
 	}
 	for _, tc := range faults {
 		srv.serve(tc.h)
-		r := f.Fetch(ctx)
+		fetcher := f
+		if tc.outcome == RefusedTimeout {
+			fetcher = fShort
+		}
+		r := fetcher.Fetch(ctx)
 		if r.Outcome != tc.outcome || r.Status != tc.status || r.Err == nil || !r.Refused() {
 			t.Errorf("%s: outcome %q status %d err %v; want %q status %d", tc.name, r.Outcome, r.Status, r.Err, tc.outcome, tc.status)
 		}
@@ -168,7 +180,7 @@ func TestFetchFaults(t *testing.T) {
 		if list.LastError() == nil {
 			t.Errorf("%s: the list's LastError is nil", tc.name)
 		}
-		if st := f.Status(); st.LastOutcome != tc.outcome || st.LastError == "" || st.Version != good.Version {
+		if st := fetcher.Status(); st.LastOutcome != tc.outcome || st.LastError == "" || st.Version != good.Version {
 			t.Errorf("%s: status %+v", tc.name, st)
 		}
 		t.Logf("%-26s %-18s %v", tc.name, r.Outcome, r.Err)

