@@ -159,9 +159,17 @@ func (l *List) fail(reason string, err error) error {
 }
 
 func (l *List) load(want *fileSig) (bool, error) {
-	start := time.Now()
 	l.lastSig, _ = statSig(l.cfg.Path)
-	f, err := os.Open(l.cfg.Path)
+	return l.loadFrom(l.cfg.Path, want)
+}
+
+// loadFrom reads the list's content from path (the configured file, or
+// the file LoadFile names) and puts it in force if it passes the checks.
+// With want set, the file read must have that signature before and after
+// it is parsed (see loadChecked).
+func (l *List) loadFrom(path string, want *fileSig) (bool, error) {
+	start := time.Now()
+	f, err := os.Open(path)
 	if err != nil {
 		return false, l.fail(FailRead, err)
 	}
@@ -171,7 +179,12 @@ func (l *List) load(want *fileSig) (bool, error) {
 		return false, l.fail(FailRead, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return false, l.fail(FailRead, fmt.Errorf("%s is not a regular file", l.cfg.Path))
+		return false, l.fail(FailRead, fmt.Errorf("%s is not a regular file", path))
+	}
+	// A gzip-compressed file is read through gzip (see content).
+	src, size, err := content(f, fi.Size())
+	if err != nil {
+		return false, l.readFail(err)
 	}
 	if want != nil && sigOf(fi) != *want {
 		return false, errUnsettled
@@ -179,18 +192,18 @@ func (l *List) load(want *fileSig) (bool, error) {
 	// Stream the file through the parser and the content hash at once:
 	// a million-name list is never held in memory as text.
 	h := sha256.New()
-	br := bufio.NewReaderSize(io.TeeReader(f, h), 256<<10)
+	br := bufio.NewReaderSize(io.TeeReader(src, h), 256<<10)
 	format := l.cfg.Format
 	if format == FormatAuto {
 		head, err := br.Peek(64 << 10)
 		if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
-			return false, l.fail(FailRead, err)
+			return false, l.readFail(err)
 		}
 		format = Detect(head)
 	}
-	// Size the builder from the file size (names average well over 16
+	// Size the builder from the content size (names average well over 16
 	// bytes a line) so a big list is not regrown while it is built.
-	b := NewBuilder(int(min(fi.Size()/16+16, 1<<26)))
+	b := NewBuilder(int(min(size/16+16, 1<<26)))
 	var sink Sink = b
 	if l.cfg.Allow {
 		sink = allowSink{b}
@@ -199,7 +212,7 @@ func (l *List) load(want *fileSig) (bool, error) {
 	}
 	st, err := Parse(br, format, sink)
 	if err != nil {
-		return false, l.fail(FailRead, err)
+		return false, l.readFail(err)
 	}
 	if want != nil {
 		if after, err := f.Stat(); err != nil || sigOf(after) != *want {
