@@ -210,7 +210,7 @@ func suspectRatio(r *Replay, ev Event) (float64, bool) {
 	}
 	sh := e.shape(name[reg:suf-1], name[suf:])
 	now := e.now()
-	c, mu := e.clients.get(clientKey(e.seed, ev.Client), false, now)
+	c, mu, _ := e.clients.get(clientKey(e.seed, ev.Client), now, peek)
 	defer mu.Unlock()
 	if c == nil || c.suspect <= now || !c.profile.matches(sh) {
 		return 0, false
@@ -296,7 +296,7 @@ func TestDGAFamilySuspect(t *testing.T) {
 			}
 			ev := Event{Name: names[20] + ".", Type: 1, Client: client, Rcode: 0, Label: "dga", Group: fam}
 			e := r.Engine
-			c, mu := e.clients.get(clientKey(e.seed, client), false, e.now())
+			c, mu, _ := e.clients.get(clientKey(e.seed, client), e.now(), peek)
 			share := c.profile.benignShare()
 			mu.Unlock()
 			ratio, fits := suspectRatio(r, ev)

@@ -24,8 +24,8 @@ type Engine struct {
 	// exemptLabels and exemptLen are the most labels and bytes of an
 	// exemption.
 	exemptLabels, exemptLen int
-	domains                 *domainTable
-	clients                 *clientTable
+	domains                 *setTable[domainState]
+	clients                 *setTable[clientState]
 	verdicts                *verdictTable
 	names                   *seenTable
 	seen                    *bloom
@@ -89,8 +89,8 @@ func New(cfg Config) (*Engine, error) {
 		lEpochLen: uint32(cfg.LongWindow / time.Second),
 		suffixes:  newSuffixMemo(),
 		exempt:    map[string]struct{}{},
-		domains:   newDomainTable(cfg.Domains),
-		clients:   newClientTable(cfg.Clients),
+		domains:   newSetTable[domainState](cfg.Domains),
+		clients:   newSetTable[clientState](cfg.Clients),
 		verdicts:  newVerdictTable(cfg.Verdicts),
 		names:     newSeenTable(cfg.Names),
 		seen:      newBloom(1 << 22), // 2 x 512 KiB: ~1% false "seen" at 400k domains a day
@@ -154,8 +154,7 @@ func (e *Engine) Stats() Stats {
 // MemoryBound is the memory, in bytes, of every table of the engine. It is
 // fixed when the engine is made.
 func (e *Engine) MemoryBound() int {
-	return e.domains.capacity*int(unsafe.Sizeof(domainState{})) +
-		e.clients.capacity*int(unsafe.Sizeof(clientState{})) +
+	return e.domains.bytes() + e.clients.bytes() +
 		e.verdicts.capacity*int(unsafe.Sizeof(verdict{})) +
 		len(e.names.slots)*4 + len(e.seen.bits[0])*16 + suffixMemoSize*8
 }

@@ -21,7 +21,7 @@ func (e *Engine) ObserveResponse(res *Result, rcode int) bool {
 	now := e.now()
 	sEpoch, lEpoch := now/e.sEpochLen, now/e.lEpochLen
 	nx := rcode == 3
-	d, mu, _ := e.domains.get(res.dkey, false, now)
+	d, mu, _ := e.domains.get(res.dkey, now, peek)
 	if d != nil {
 		d.roll(sEpoch, lEpoch)
 		d.lResp[0]++
@@ -49,13 +49,16 @@ func (e *Engine) ObserveResponse(res *Result, rcode int) bool {
 		}
 	}
 	// Only an NXDOMAIN makes a client entry: benign clients take no room.
-	c, cmu := e.clients.get(res.ckey, nx, now)
+	how := touch
+	if nx {
+		how = upsert
+	}
+	c, cmu, _ := e.clients.get(res.ckey, now, how)
 	if c == nil {
 		cmu.Unlock()
 		return false
 	}
 	c.roll(sEpoch)
-	c.last = now
 	if !nx {
 		if c.ok[0] < 0xffff {
 			c.ok[0]++

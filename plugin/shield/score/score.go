@@ -128,7 +128,11 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 
 	// Per-domain state.
 	res.ckey = clientKey(e.seed, q.Client)
-	d, mu, created := e.domains.get(res.dkey, update, now)
+	how := peek
+	if update {
+		how = upsert
+	}
+	d, mu, created := e.domains.get(res.dkey, now, how)
 	var st domainState
 	if d != nil {
 		d.roll(sEpoch, lEpoch)
@@ -136,7 +140,6 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 			if created && fresh {
 				d.first = now
 			}
-			d.last = now
 			d.lQ[0]++
 			if nonIP {
 				d.lNonIP[0]++
@@ -208,7 +211,7 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 	// outweighs the chance that a benign name fits (shape.go).
 	res.cand = newlySeen && (d == nil || st.nClients <= 2) && res.ckey != 0 && suf-1 > reg
 	if res.cand {
-		c, cmu := e.clients.get(res.ckey, false, now)
+		c, cmu, _ := e.clients.get(res.ckey, now, peek)
 		if c != nil && c.suspect > now {
 			sh := e.shape(lower[reg:suf-1], lower[suf:])
 			if c.profile.matches(sh) && c.odds(sEpoch) >= suspectOdds*c.profile.benignShare() {
