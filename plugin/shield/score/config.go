@@ -1,6 +1,8 @@
 package score
 
 import (
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -47,3 +49,56 @@ const (
 	DefaultVerdicts    = 16384   // sticky verdicts
 	DefaultNames       = 1 << 20 // 4 MiB of name fingerprints
 )
+
+// fillDefaults replaces the zero fields of cfg by their defaults and
+// checks the result.
+func (cfg *Config) fillDefaults() error {
+	if cfg.Alert == 0 {
+		cfg.Alert = DefaultAlert
+	}
+	if cfg.Block == 0 {
+		cfg.Block = DefaultBlock
+	}
+	if cfg.Alert < 1 || cfg.Alert > 100 || cfg.Block < 1 || cfg.Block > 100 {
+		return errors.New("thresholds must be from 1 to 100")
+	}
+	if cfg.Alert > cfg.Block {
+		return fmt.Errorf("alert threshold %d is above the block threshold %d", cfg.Alert, cfg.Block)
+	}
+	durationOr := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	durationOr(&cfg.ShortWindow, DefaultShortWindow)
+	durationOr(&cfg.LongWindow, DefaultLongWindow)
+	durationOr(&cfg.Sticky, DefaultSticky)
+	if cfg.ShortWindow < time.Second || cfg.LongWindow < cfg.ShortWindow || cfg.Sticky < time.Second {
+		return errors.New("windows must be at least 1s, the long one no shorter than the short one, sticky at least 1s")
+	}
+	sizeOr := func(n *int, def, lo, hi int, what string) error {
+		if *n == 0 {
+			*n = def
+		}
+		if *n < lo || *n > hi {
+			return fmt.Errorf("%s table size %d outside %d to %d", what, *n, lo, hi)
+		}
+		return nil
+	}
+	if err := sizeOr(&cfg.Domains, DefaultDomains, nShards*ways, 1<<24, "domain"); err != nil {
+		return err
+	}
+	if err := sizeOr(&cfg.Clients, DefaultClients, nShards*ways, 1<<22, "client"); err != nil {
+		return err
+	}
+	if err := sizeOr(&cfg.Verdicts, DefaultVerdicts, nShards*verdictWays, 1<<22, "verdict"); err != nil {
+		return err
+	}
+	if err := sizeOr(&cfg.Names, DefaultNames, 1024, 1<<26, "name"); err != nil {
+		return err
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	return nil
+}

@@ -1,7 +1,6 @@
 package score
 
 import (
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"strings"
@@ -11,89 +10,46 @@ import (
 
 // Engine scores queries. It is safe for concurrent use.
 type Engine struct {
-	cfg       Config
-	seed      maphash.Seed
-	start     time.Time
-	clock     func() time.Time
-	sticky    uint32
-	sEpochLen uint32
-	lEpochLen uint32
+	cfg   Config
+	seed  maphash.Seed
+	start time.Time // engine second 1; one long window before New
+	clock func() time.Time
+
+	// Durations in engine seconds.
+	stickyFor, shortEpochLen, longEpochLen uint32
 
 	suffixes *suffixMemo
 	exempt   map[string]struct{}
 	// exemptLabels and exemptLen are the most labels and bytes of an
 	// exemption.
 	exemptLabels, exemptLen int
-	domains                 *setTable[domainState]
-	clients                 *setTable[clientState]
-	verdicts                *verdictTable
-	names                   *seenTable
-	seen                    *bloom
+
+	domains     *setTable[domainState] // per registered domain
+	clients     *setTable[clientState] // per client that got NXDOMAINs
+	verdicts    *verdictTable          // sticky blocks
+	recentNames *seenTable             // exact names queried recently
+	history     *bloom                 // registered domains seen in the last one to two long windows
 }
 
 // New makes an engine. It allocates every table now; nothing grows later.
 func New(cfg Config) (*Engine, error) {
-	if cfg.Alert == 0 {
-		cfg.Alert = DefaultAlert
-	}
-	if cfg.Block == 0 {
-		cfg.Block = DefaultBlock
-	}
-	if cfg.Alert < 1 || cfg.Alert > 100 || cfg.Block < 1 || cfg.Block > 100 {
-		return nil, errors.New("thresholds must be from 1 to 100")
-	}
-	if cfg.Alert > cfg.Block {
-		return nil, fmt.Errorf("alert threshold %d is above the block threshold %d", cfg.Alert, cfg.Block)
-	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&cfg.ShortWindow, DefaultShortWindow)
-	def(&cfg.LongWindow, DefaultLongWindow)
-	def(&cfg.Sticky, DefaultSticky)
-	if cfg.ShortWindow < time.Second || cfg.LongWindow < cfg.ShortWindow || cfg.Sticky < time.Second {
-		return nil, errors.New("windows must be at least 1s, the long one no shorter than the short one, sticky at least 1s")
-	}
-	defi := func(n *int, v, lo, hi int, what string) error {
-		if *n == 0 {
-			*n = v
-		}
-		if *n < lo || *n > hi {
-			return fmt.Errorf("%s table size %d outside %d to %d", what, *n, lo, hi)
-		}
-		return nil
-	}
-	if err := defi(&cfg.Domains, DefaultDomains, nShards*ways, 1<<24, "domain"); err != nil {
+	if err := cfg.fillDefaults(); err != nil {
 		return nil, err
-	}
-	if err := defi(&cfg.Clients, DefaultClients, nShards*ways, 1<<22, "client"); err != nil {
-		return nil, err
-	}
-	if err := defi(&cfg.Verdicts, DefaultVerdicts, nShards*verdictWays, 1<<22, "verdict"); err != nil {
-		return nil, err
-	}
-	if err := defi(&cfg.Names, DefaultNames, 1024, 1<<26, "name"); err != nil {
-		return nil, err
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = time.Now
 	}
 	e := &Engine{
-		cfg:       cfg,
-		seed:      maphash.MakeSeed(),
-		clock:     cfg.Clock,
-		sticky:    uint32(cfg.Sticky / time.Second),
-		sEpochLen: uint32(cfg.ShortWindow / time.Second),
-		lEpochLen: uint32(cfg.LongWindow / time.Second),
-		suffixes:  newSuffixMemo(),
-		exempt:    map[string]struct{}{},
-		domains:   newSetTable[domainState](cfg.Domains),
-		clients:   newSetTable[clientState](cfg.Clients),
-		verdicts:  newVerdictTable(cfg.Verdicts),
-		names:     newSeenTable(cfg.Names),
-		seen:      newBloom(1 << 22), // 2 x 512 KiB: ~1% false "seen" at 400k domains a day
+		cfg:           cfg,
+		seed:          maphash.MakeSeed(),
+		clock:         cfg.Clock,
+		stickyFor:     uint32(cfg.Sticky / time.Second),
+		shortEpochLen: uint32(cfg.ShortWindow / time.Second),
+		longEpochLen:  uint32(cfg.LongWindow / time.Second),
+		suffixes:      newSuffixMemo(),
+		exempt:        map[string]struct{}{},
+		domains:       newSetTable[domainState](cfg.Domains),
+		clients:       newSetTable[clientState](cfg.Clients),
+		verdicts:      newVerdictTable(cfg.Verdicts),
+		recentNames:   newSeenTable(cfg.Names),
+		history:       newBloom(1 << 22), // 2 x 512 KiB: ~1% false "seen" at 400k domains a day
 	}
 	// The engine clock starts one long window in the past so that 0 can
 	// mean "never".
@@ -156,5 +112,5 @@ func (e *Engine) Stats() Stats {
 func (e *Engine) MemoryBound() int {
 	return e.domains.bytes() + e.clients.bytes() +
 		e.verdicts.capacity*int(unsafe.Sizeof(verdict{})) +
-		len(e.names.slots)*4 + len(e.seen.bits[0])*16 + suffixMemoSize*8
+		len(e.recentNames.slots)*4 + len(e.history.bits[0])*16 + suffixMemoSize*8
 }

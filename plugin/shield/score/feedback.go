@@ -15,37 +15,37 @@ import (
 // may raise it to an alert (never to a block: the answer is on its way).
 // It returns true when res became an alert.
 func (e *Engine) ObserveResponse(res *Result, rcode int) bool {
-	if !res.scored || res.dkey == 0 {
+	if !res.scored || res.domainKey == 0 {
 		return false
 	}
 	now := e.now()
-	sEpoch, lEpoch := now/e.sEpochLen, now/e.lEpochLen
+	shortEpoch, longEpoch := now/e.shortEpochLen, now/e.longEpochLen
 	nx := rcode == 3
-	d, mu, _ := e.domains.get(res.dkey, now, peek)
+	d, unlock, _ := e.domains.get(res.domainKey, now, peek)
 	if d != nil {
-		d.roll(sEpoch, lEpoch)
-		d.lResp[0]++
+		d.roll(shortEpoch, longEpoch)
+		d.responses[0]++
 		if nx {
-			d.lNX[0]++
+			d.nxdomains[0]++
 		}
 	}
-	mu.Unlock()
-	if !res.cand || (!nx && rcode != 0) {
+	unlock.Unlock()
+	if !res.suspectRule || (!nx && rcode != 0) {
 		return false
 	}
 	// The shape is computed before the lock.
-	var sh labelShape
+	var shape labelShape
 	if nx {
 		var buf [256]byte
-		reg, suf := res.domStart, res.sufStart
+		regStart, sufStart := res.domStart, res.sufStart
 		// res.name is the name as scored (no trailing dot); the offsets
 		// are into it.
-		if reg >= 0 && suf-1 > reg && suf <= len(res.name) && len(res.name)-reg <= len(buf) {
+		if regStart >= 0 && sufStart-1 > regStart && sufStart <= len(res.name) && len(res.name)-regStart <= len(buf) {
 			lower := buf[:0]
-			for i := reg; i < len(res.name); i++ {
+			for i := regStart; i < len(res.name); i++ {
 				lower = append(lower, lowerTab[res.name[i]])
 			}
-			sh = e.shape(lower[:suf-1-reg], lower[suf-reg:])
+			shape = e.registeredShape(lower[:sufStart-1-regStart], lower[sufStart-regStart:])
 		}
 	}
 	// Only an NXDOMAIN makes a client entry: benign clients take no room.
@@ -53,38 +53,38 @@ func (e *Engine) ObserveResponse(res *Result, rcode int) bool {
 	if nx {
 		how = upsert
 	}
-	c, cmu, _ := e.clients.get(res.ckey, now, how)
+	c, unlockClient, _ := e.clients.get(res.clientKey, now, how)
 	if c == nil {
-		cmu.Unlock()
+		unlockClient.Unlock()
 		return false
 	}
-	c.roll(sEpoch)
+	c.roll(shortEpoch)
 	if !nx {
-		if c.ok[0] < 0xffff {
-			c.ok[0]++
+		if c.answered[0] < 0xffff {
+			c.answered[0]++
 		}
-		cmu.Unlock()
+		unlockClient.Unlock()
 		return false
 	}
 	// The bitmap fills after a few dozen domains; the profile takes every
 	// new domain's NXDOMAIN (up to 255 of them).
-	alert := c.suspect > now && c.profile.matches(sh)
-	c.profile.add(sh)
-	c.nx[0] |= uint64(1) << (res.dkey >> 32 & 63)
-	if distinct64(c.nx[0]|c.nx[1]) >= suspectNX {
-		c.suspect = now + e.sEpochLen
+	alert := c.suspect > now && c.profile.matches(shape)
+	c.profile.add(shape)
+	c.nxDomains[0] |= uint64(1) << (res.domainKey >> 32 & 63)
+	if distinct64(c.nxDomains[0]|c.nxDomains[1]) >= suspectNX {
+		c.suspect = now + e.shortEpochLen
 	}
-	cmu.Unlock()
+	unlockClient.Unlock()
 	if !alert || e.cfg.NoDGA {
 		return false
 	}
-	was := res.Action
-	res.points[rClientNXBurst] = ptsNXAnswer
+	before := res.Action
+	res.points[reasonClientNXBurst] = ptsNXAnswer
 	e.decide(res, false, now)
 	if res.Action == Block {
 		res.Action = Alert
 	}
-	return was == Pass && res.Action == Alert
+	return before == Pass && res.Action == Alert
 }
 
 // distinct64 estimates the distinct keys behind a 64-bit bitmap by linear

@@ -9,23 +9,23 @@ const (
 
 // Reason identifiers. Each belongs to one detector.
 const (
-	rLongName uint8 = iota
-	rLongLabel
-	rEntropy
-	rEncoded
-	rNonLDH
-	rTunnelType
-	rLongTXT
-	rEncodedPrefixes
-	rUniquePrefixes
-	rInfoBits
-	rUniqueRatio
-	rNonIPTypes
-	rNXRatio
-	rLowPrevalence
-	rDGALabel
-	rClientNXBurst
-	rNewlySeen
+	reasonLongName uint8 = iota
+	reasonLongLabel
+	reasonEntropy
+	reasonEncoded
+	reasonNonLDH
+	reasonTunnelType
+	reasonLongTXT
+	reasonEncodedPrefixes
+	reasonUniquePrefixes
+	reasonInfoBits
+	reasonUniqueRatio
+	reasonNonIPTypes
+	reasonNXRatio
+	reasonLowPrevalence
+	reasonDGALabel
+	reasonClientNXBurst
+	reasonNewlySeen
 	nReasons
 )
 

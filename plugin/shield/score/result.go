@@ -39,17 +39,17 @@ type Result struct {
 	Sticky bool // blocked by an earlier verdict on the registered domain
 	Exempt bool // an exempt name: not scored
 
-	points    [nReasons]uint8
-	domStart  int // offset of the registered domain in the name
-	domEnd    int
-	name      string
-	dkey      uint64
-	ckey      uint64
-	sufStart  int // offset of the public suffix in the name
-	scored    bool
-	cand      bool // a newly seen domain of at most two clients: the suspect-client rule applies
-	topReason uint8
-	detector  uint8
+	points      [nReasons]uint8 // per reason
+	domStart    int             // offset of the registered domain in name
+	domEnd      int             // len(name)
+	name        string          // the name as scored: no trailing dot, at most 512 bytes
+	domainKey   uint64          // hash of the registered domain
+	clientKey   uint64          // hash of the client's address (keyOfClient)
+	sufStart    int             // offset of the public suffix in name
+	scored      bool            // not exempt and not sticky: ObserveResponse counts it
+	suspectRule bool            // a newly seen domain of at most two clients: the suspect-client rule applies
+	topReason   uint8           // reason with the most points
+	detector    uint8           // detector with the most points
 }
 
 // Domain returns the registered domain (lower case, no trailing dot), or

@@ -16,6 +16,10 @@ func (e *Engine) Explain(q Query) Result {
 	return e.score(q, false)
 }
 
+// score is Score (update true) and Explain (update false). It reads top
+// down: the registered domain and the exemptions, the sticky verdict, the
+// query's own features, the registered domain's state, the DGA model, the
+// client's state, and then decide adds the points up.
 func (e *Engine) score(q Query, update bool) (res Result) {
 	// Presentation names longer than 512 bytes (only possible with
 	// \DDD escapes) are scored on their last 512 bytes.
@@ -32,19 +36,19 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 	for i := 0; i < len(raw); i++ {
 		lower[i] = lowerTab[raw[i]]
 	}
-	reg, suf := -1, 0
+	regStart, sufStart := -1, 0
 	if len(lower) > 0 {
-		reg, suf = e.suffixes.registered(lower)
+		regStart, sufStart = e.suffixes.registered(lower)
 	}
-	if reg < 0 || e.exempted(lower) {
+	if regStart < 0 || e.exempted(lower) {
 		res.Exempt = true
 		return res
 	}
-	res.domStart, res.domEnd = reg, len(raw)
-	res.dkey = maphash.Bytes(e.seed, lower[reg:])
+	res.domStart, res.domEnd = regStart, len(raw)
+	res.domainKey = maphash.Bytes(e.seed, lower[regStart:])
 	now := e.now()
 
-	if v, ok := e.verdicts.lookup(res.dkey, now, update); ok {
+	if v, ok := e.verdicts.lookup(res.domainKey, now, update); ok {
 		res.Sticky, res.Action, res.Score = true, Block, int(v.score)
 		res.topReason, res.detector = v.reason, v.detector
 		return res
@@ -53,180 +57,211 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 		return Result{Exempt: true}
 	}
 	res.scored = true
+	res.sufStart = sufStart
+	points := &res.points
 
+	// The query's own features.
 	var f Features
 	prefixEnd := 0
-	if reg > 0 {
-		prefixEnd = reg - 1
+	if regStart > 0 {
+		prefixEnd = regStart - 1
 	}
 	lexical(raw, prefixEnd, &f)
-	p := &res.points
-	switch {
-	case f.Len > 100:
-		p[rLongName] = ptsNameOver100
-	case f.Len > 52:
-		p[rLongName] = ptsNameOver52
-	}
-	switch {
-	case f.LongestLabel >= 50:
-		p[rLongLabel] = ptsLabelOver50
-	case f.LongestLabel >= 30:
-		p[rLongLabel] = ptsLabelOver30
-	}
-	if f.PrefixLen >= entropyMinBytes && f.NormEntropy >= entropyMin {
-		p[rEntropy] = ptsEntropy
-	}
-	switch f.Class {
-	case ClassBase64:
-		p[rEncoded] = ptsBase64
-	case ClassBase32:
-		p[rEncoded] = ptsBase32
-	case ClassHex:
-		p[rEncoded] = ptsHex
-	}
-	if f.NonLDH > 0 {
-		p[rNonLDH] = ptsNonLDH
-	}
-	nonIP := false
-	switch t := q.Type; {
-	case t == 10 || (t >= 65280 && t <= 65534): // NULL, private use
-		p[rTunnelType] = ptsTunnelType
-		nonIP = true
-	case t == 16: // TXT
-		nonIP = true
-		if f.Len > 52 {
-			p[rLongTXT] = ptsLongTXT
-		}
-	case t == 15 || t == 5: // MX, CNAME
-		if f.Len > 52 {
-			p[rLongTXT] = ptsLongTXT
-		}
+	nonIP := lexicalPoints(points, &f, q.Type)
+
+	// The registered label (left of the public suffix), for the DGA
+	// model and the suspect-client rule; empty when the registered
+	// domain has no label of its own left of its suffix.
+	var label, suffix []byte
+	if sufStart-1 > regStart {
+		label, suffix = lower[regStart:sufStart-1], lower[sufStart:]
 	}
 
-	// DGA model on the registered label.
-	var dga float32
-	dgaScored := false
-	res.sufStart = suf
-	if suf-1 > reg {
-		dga, dgaScored = dgaCost(lower[reg : suf-1])
-	}
-
-	sEpoch, lEpoch := now/e.sEpochLen, now/e.lEpochLen
+	// Has the resolver seen this exact name, and this registered domain?
+	shortEpoch, longEpoch := now/e.shortEpochLen, now/e.longEpochLen
 	newName := false
 	if f.PrefixLen > 0 {
 		h := maphash.Bytes(e.seed, lower)
 		if update {
-			newName = e.names.add(h)
+			newName = e.recentNames.add(h)
 		}
 	}
-	var fresh bool // first seen within the long window
+	var unremembered bool // not in the history filters: first seen in one to two long windows
 	if update {
-		fresh = !e.seen.testAndAdd(res.dkey, lEpoch)
+		unremembered = !e.history.testAndAdd(res.domainKey, longEpoch)
 	} else {
-		fresh = !e.seen.test(res.dkey)
+		unremembered = !e.history.test(res.domainKey)
 	}
 
-	// Per-domain state.
-	res.ckey = clientKey(e.seed, q.Client)
+	// The registered domain's state: counted under its lock, scored on a
+	// copy.
+	res.clientKey = keyOfClient(e.seed, q.Client)
 	how := peek
 	if update {
 		how = upsert
 	}
-	d, mu, created := e.domains.get(res.dkey, now, how)
-	var st domainState
-	if d != nil {
-		d.roll(sEpoch, lEpoch)
+	live, unlock, created := e.domains.get(res.domainKey, now, how)
+	var dom domainState
+	if live != nil {
+		live.roll(shortEpoch, longEpoch)
 		if update {
-			if created && fresh {
-				d.first = now
+			if created && unremembered {
+				live.first = now
 			}
-			d.lQ[0]++
-			if nonIP {
-				d.lNonIP[0]++
-			}
-			if newName {
-				d.lUniq[0]++
-				if d.sUniq[0] < 0xffff {
-					d.sUniq[0]++
-				}
-				if f.NonLDH > 0 || f.Class == ClassBase64 || f.Class == ClassBase32 {
-					d.lEnc[0]++
-					if d.sEnc[0] < 0xffff {
-						d.sEnc[0]++
-					}
-				}
-				d.lBits[0] += uint32(float32(f.PrefixLen) * log2f(float32(f.Distinct)))
-			}
-			d.addClient(uint16(res.ckey>>48) | 1)
+			live.count(&f, nonIP, newName, uint16(res.clientKey>>48)|1)
 		}
-		st = *d
+		dom = *live
 	}
-	mu.Unlock()
-	if d != nil {
-		enc := sum2(st.lEnc)
-		switch {
-		case enc >= encTier3:
-			p[rEncodedPrefixes] = ptsEnc3
-		case enc >= encTier2:
-			p[rEncodedPrefixes] = ptsEnc2
-		case enc >= encTier1:
-			p[rEncodedPrefixes] = ptsEnc1
-		}
-		if enc >= encTier1 {
-			if sum2s(st.sUniq) >= uniqShortMin {
-				p[rUniquePrefixes] = ptsUniqShort
-			}
-			if sum2(st.lBits) >= bitsMin {
-				p[rInfoBits] = ptsBits
-			}
-			qn, uq := sum2(st.lQ), sum2(st.lUniq)
-			if qn >= ratioMinQ && uq*10 >= qn*9 {
-				p[rUniqueRatio] = ptsUniqRatio
-			}
-			if qn >= nonIPMinQ && sum2(st.lNonIP)*2 >= qn {
-				p[rNonIPTypes] = ptsNonIP
-			}
-			if resp := sum2(st.lResp); uq >= nxMinUniq && resp > 0 && sum2(st.lNX)*10 > resp*3 {
-				p[rNXRatio] = ptsNXRatio
-			}
-			if qn >= prevMinQ && st.nClients <= 2 {
-				p[rLowPrevalence] = ptsLowPrev
-			}
-		}
+	unlock.Unlock()
+	known := live != nil
+	if known {
+		domainPoints(points, &dom)
 	}
-	newlySeen := fresh || (d != nil && st.first != 0 && now-st.first < e.lEpochLen)
+	newlySeen := unremembered || (known && dom.first != 0 && now-dom.first < e.longEpochLen)
 	if newlySeen {
-		p[rNewlySeen] = ptsNewlySeen
+		points[reasonNewlySeen] = ptsNewlySeen
 	}
-	if dgaScored {
-		switch {
-		case dga >= dgaCost999:
-			p[rDGALabel] = ptsDGA999
-		case dga >= dgaCost99:
-			p[rDGALabel] = ptsDGA99
-		}
+	if cost, ok := dgaCost(label); ok {
+		dgaPoints(points, cost)
 	}
-	// Per-client state: a suspect client's queries for newly seen,
+
+	// The client's state: a suspect client's queries for newly seen,
 	// unpopular domains that fit its NXDOMAIN profile, when the evidence
 	// outweighs the chance that a benign name fits (shape.go).
-	res.cand = newlySeen && (d == nil || st.nClients <= 2) && res.ckey != 0 && suf-1 > reg
-	if res.cand {
-		c, cmu, _ := e.clients.get(res.ckey, now, peek)
+	res.suspectRule = newlySeen && (!known || dom.nClients <= 2) && res.clientKey != 0 && len(label) > 0
+	if res.suspectRule {
+		c, unlockClient, _ := e.clients.get(res.clientKey, now, peek)
 		if c != nil && c.suspect > now {
-			sh := e.shape(lower[reg:suf-1], lower[suf:])
-			if c.profile.matches(sh) && c.odds(sEpoch) >= suspectOdds*c.profile.benignShare() {
-				p[rClientNXBurst] = ptsSuspect
+			shape := e.registeredShape(label, suffix)
+			if c.profile.matches(shape) && c.odds(shortEpoch) >= suspectOdds*c.profile.benignShare() {
+				points[reasonClientNXBurst] = ptsSuspect
 			}
 		}
-		cmu.Unlock()
+		unlockClient.Unlock()
 	}
 	e.decide(&res, update, now)
 	return res
 }
 
-// shape returns the shape of a lower-case registered label under the
-// lower-case public suffix suf.
-func (e *Engine) shape(label, suf []byte) labelShape {
+// lexicalPoints gives the points of the query's own features f and type
+// qtype. It reports whether qtype is a non-IP type (TXT, NULL, private).
+func lexicalPoints(points *[nReasons]uint8, f *Features, qtype uint16) (nonIP bool) {
+	switch {
+	case f.Len > 100:
+		points[reasonLongName] = ptsNameOver100
+	case f.Len > 52:
+		points[reasonLongName] = ptsNameOver52
+	}
+	switch {
+	case f.LongestLabel >= 50:
+		points[reasonLongLabel] = ptsLabelOver50
+	case f.LongestLabel >= 30:
+		points[reasonLongLabel] = ptsLabelOver30
+	}
+	if f.PrefixLen >= entropyMinBytes && f.NormEntropy >= entropyMin {
+		points[reasonEntropy] = ptsEntropy
+	}
+	switch f.Class {
+	case ClassBase64:
+		points[reasonEncoded] = ptsBase64
+	case ClassBase32:
+		points[reasonEncoded] = ptsBase32
+	case ClassHex:
+		points[reasonEncoded] = ptsHex
+	}
+	if f.NonLDH > 0 {
+		points[reasonNonLDH] = ptsNonLDH
+	}
+	switch t := qtype; {
+	case t == 10 || (t >= 65280 && t <= 65534): // NULL, private use
+		points[reasonTunnelType] = ptsTunnelType
+		nonIP = true
+	case t == 16: // TXT
+		nonIP = true
+		if f.Len > 52 {
+			points[reasonLongTXT] = ptsLongTXT
+		}
+	case t == 15 || t == 5: // MX, CNAME
+		if f.Len > 52 {
+			points[reasonLongTXT] = ptsLongTXT
+		}
+	}
+	return nonIP
+}
+
+// count adds a query with features f to the registered domain's counters.
+// newName reports whether the exact name is new; client is the client's
+// fingerprint.
+func (d *domainState) count(f *Features, nonIP, newName bool, client uint16) {
+	d.queries[0]++
+	if nonIP {
+		d.nonIPQueries[0]++
+	}
+	if newName {
+		d.unique[0]++
+		if d.shortUnique[0] < 0xffff {
+			d.shortUnique[0]++
+		}
+		if f.NonLDH > 0 || f.Class == ClassBase64 || f.Class == ClassBase32 {
+			d.encoded[0]++
+			if d.shortEncoded[0] < 0xffff {
+				d.shortEncoded[0]++
+			}
+		}
+		d.infoBits[0] += uint32(float32(f.PrefixLen) * log2f(float32(f.Distinct)))
+	}
+	d.addClient(client)
+}
+
+// domainPoints gives the points of the registered domain's state dom.
+// Only a domain with encTier1 encoded prefixes gets any.
+func domainPoints(points *[nReasons]uint8, dom *domainState) {
+	encoded := sumPair(dom.encoded)
+	switch {
+	case encoded >= encTier3:
+		points[reasonEncodedPrefixes] = ptsEnc3
+	case encoded >= encTier2:
+		points[reasonEncodedPrefixes] = ptsEnc2
+	case encoded >= encTier1:
+		points[reasonEncodedPrefixes] = ptsEnc1
+	default:
+		return
+	}
+	if sumShortPair(dom.shortUnique) >= uniqShortMin {
+		points[reasonUniquePrefixes] = ptsUniqShort
+	}
+	if sumPair(dom.infoBits) >= bitsMin {
+		points[reasonInfoBits] = ptsBits
+	}
+	queries, unique := sumPair(dom.queries), sumPair(dom.unique)
+	if queries >= ratioMinQ && unique*10 >= queries*9 {
+		points[reasonUniqueRatio] = ptsUniqRatio
+	}
+	if queries >= nonIPMinQ && sumPair(dom.nonIPQueries)*2 >= queries {
+		points[reasonNonIPTypes] = ptsNonIP
+	}
+	if responses := sumPair(dom.responses); unique >= nxMinUniq && responses > 0 && sumPair(dom.nxdomains)*10 > responses*3 {
+		points[reasonNXRatio] = ptsNXRatio
+	}
+	if queries >= prevMinQ && dom.nClients <= 2 {
+		points[reasonLowPrevalence] = ptsLowPrev
+	}
+}
+
+// dgaPoints gives the points of the DGA model's cost of the registered
+// label.
+func dgaPoints(points *[nReasons]uint8, cost float32) {
+	switch {
+	case cost >= dgaCost999:
+		points[reasonDGALabel] = ptsDGA999
+	case cost >= dgaCost99:
+		points[reasonDGALabel] = ptsDGA99
+	}
+}
+
+// registeredShape returns the shape of a lower-case registered label
+// under the lower-case public suffix suf.
+func (e *Engine) registeredShape(label, suf []byte) labelShape {
 	s := shapeOf(label)
 	if s.ok {
 		s.suffix = uint16(maphash.Bytes(e.seed, suf))
@@ -238,49 +273,49 @@ func (e *Engine) shape(label, suf []byte) labelShape {
 // decide adds up res.points into the score, the top reason, the detector
 // and the action, and makes a block verdict sticky.
 func (e *Engine) decide(res *Result, update bool, now uint32) {
-	p := &res.points
+	points := &res.points
 
 	// Detector switches.
-	for i := range p {
+	for i := range points {
 		det := reasonDetector[i]
 		if (det == 0 && e.cfg.NoTunnel) || (det == 1 && e.cfg.NoDGA) || (det == 2 && e.cfg.NoNewlySeen) {
-			p[i] = 0
+			points[i] = 0
 		}
 	}
-	total, lex := 0, 0
-	var perDet [3]int
-	best := -1
-	for i, v := range p {
+	total, lexPoints := 0, 0
+	var perDetector [3]int
+	top := -1
+	for i, v := range points {
 		if v == 0 {
 			continue
 		}
-		if i < int(rEncodedPrefixes) {
-			lex += int(v)
+		if i < int(reasonEncodedPrefixes) {
+			lexPoints += int(v)
 		} else {
 			total += int(v)
 		}
-		perDet[reasonDetector[i]] += int(v)
-		if best < 0 || v > p[best] {
-			best = i
+		perDetector[reasonDetector[i]] += int(v)
+		if top < 0 || v > points[top] {
+			top = i
 		}
 	}
-	if lex > lexCap {
-		lex = lexCap
+	if lexPoints > lexCap {
+		lexPoints = lexCap
 	}
-	total += lex
+	total += lexPoints
 	// Newly seen alone is context, not a detection: it never decides.
-	if total == int(p[rNewlySeen]) {
+	if total == int(points[reasonNewlySeen]) {
 		total = 0
 	}
 	if total > 100 {
 		total = 100
 	}
 	res.Score = total
-	if best >= 0 {
-		res.topReason = uint8(best)
+	if top >= 0 {
+		res.topReason = uint8(top)
 	}
 	res.detector = 0
-	if perDet[1] > perDet[0] {
+	if perDetector[1] > perDetector[0] {
 		res.detector = 1
 	}
 	switch {
@@ -291,7 +326,7 @@ func (e *Engine) decide(res *Result, update bool, now uint32) {
 	}
 	if res.Action == Block && update {
 		e.verdicts.put(verdict{
-			key: res.dkey, until: now + e.sticky, score: uint8(total),
+			key: res.domainKey, until: now + e.stickyFor, score: uint8(total),
 			reason: res.topReason, detector: res.detector,
 		}, now)
 	}
@@ -309,8 +344,8 @@ var lowerTab = func() (t [256]byte) {
 	return
 }()
 
-// clientKey hashes a client address: IPv4 /32, IPv6 /64.
-func clientKey(seed maphash.Seed, a netip.Addr) uint64 {
+// keyOfClient hashes a client address: IPv4 /32, IPv6 /64.
+func keyOfClient(seed maphash.Seed, a netip.Addr) uint64 {
 	if !a.IsValid() {
 		return 0
 	}

@@ -55,10 +55,10 @@ func newSetTable[E any](size int) *setTable[E] {
 	per := roundSets(size, ways)
 	t.sets = uint64(per)
 	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.keys = make([][ways]uint64, per)
-		sh.stamps = make([][ways]uint32, per)
-		sh.entries = make([][ways]E, per)
+		shard := &t.shards[i]
+		shard.keys = make([][ways]uint64, per)
+		shard.stamps = make([][ways]uint32, per)
+		shard.entries = make([][ways]E, per)
 	}
 	t.capacity = per * ways * nShards
 	return t
@@ -87,19 +87,19 @@ func (t *setTable[E]) bytes() int {
 // the entry was made now (zero, but for its key and stamp). now is the
 // engine clock, for recency.
 func (t *setTable[E]) get(key uint64, now uint32, how access) (entry *E, unlock *sync.Mutex, created bool) {
-	sh := &t.shards[key>>58]
-	sh.mu.Lock()
+	shard := &t.shards[key>>58]
+	shard.mu.Lock()
 	set := key & (t.sets - 1)
-	keys, stamps := &sh.keys[set], &sh.stamps[set]
+	keys, stamps := &shard.keys[set], &shard.stamps[set]
 	way, found := pickWay(keys, stamps, key)
 	switch {
 	case found:
 		if how != peek {
 			stamps[way] = now
 		}
-		return &sh.entries[set][way], &sh.mu, false
+		return &shard.entries[set][way], &shard.mu, false
 	case how != upsert:
-		return nil, &sh.mu, false
+		return nil, &shard.mu, false
 	}
 	if keys[way] == 0 {
 		t.used.Add(1)
@@ -107,10 +107,10 @@ func (t *setTable[E]) get(key uint64, now uint32, how access) (entry *E, unlock 
 		t.evicted.Add(1)
 	}
 	keys[way], stamps[way] = key, now
-	entry = &sh.entries[set][way]
+	entry = &shard.entries[set][way]
 	var zero E
 	*entry = zero
-	return entry, &sh.mu, true
+	return entry, &shard.mu, true
 }
 
 // pickWay returns the way of a set that holds key, or, when no way does,

@@ -34,7 +34,7 @@ type verdictShard struct {
 // that a flood of names cannot evict them.
 type verdictTable struct {
 	shards   [nShards]verdictShard
-	buckets  uint64
+	sets     uint64
 	used     atomic.Int64
 	evicted  atomic.Uint64
 	refused  atomic.Uint64
@@ -44,7 +44,7 @@ type verdictTable struct {
 func newVerdictTable(size int) *verdictTable {
 	t := &verdictTable{}
 	b := roundSets(size, verdictWays)
-	t.buckets = uint64(b)
+	t.sets = uint64(b)
 	for i := range t.shards {
 		t.shards[i].entries = make([]verdict, b*verdictWays)
 	}
@@ -55,12 +55,12 @@ func newVerdictTable(size int) *verdictTable {
 // lookup returns the live verdict for key and counts the hit when hit is
 // true.
 func (t *verdictTable) lookup(key uint64, now uint32, hit bool) (verdict, bool) {
-	sh := &t.shards[key>>58]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	b := (key & (t.buckets - 1)) * verdictWays
+	shard := &t.shards[key>>58]
+	shard.mu.Lock()
+	defer shard.mu.Unlock()
+	b := (key & (t.sets - 1)) * verdictWays
 	for i := b; i < b+verdictWays; i++ {
-		v := &sh.entries[i]
+		v := &shard.entries[i]
 		if v.key == key {
 			if v.until <= now {
 				return verdict{}, false
@@ -78,13 +78,13 @@ func (t *verdictTable) lookup(key uint64, now uint32, hit bool) (verdict, bool) 
 // then the unprotected one with the fewest hits; when all are protected
 // the new verdict is refused (the query itself is still blocked).
 func (t *verdictTable) put(v verdict, now uint32) bool {
-	sh := &t.shards[v.key>>58]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	b := (v.key & (t.buckets - 1)) * verdictWays
+	shard := &t.shards[v.key>>58]
+	shard.mu.Lock()
+	defer shard.mu.Unlock()
+	b := (v.key & (t.sets - 1)) * verdictWays
 	victim := -1
 	for i := b; i < b+verdictWays; i++ {
-		e := &sh.entries[i]
+		e := &shard.entries[i]
 		if e.key == v.key {
 			v.hits = e.hits
 			*e = v
@@ -92,11 +92,11 @@ func (t *verdictTable) put(v verdict, now uint32) bool {
 		}
 		switch {
 		case e.key == 0 || e.until <= now:
-			if victim < 0 || (sh.entries[victim].key != 0 && sh.entries[victim].until > now) {
+			if victim < 0 || (shard.entries[victim].key != 0 && shard.entries[victim].until > now) {
 				victim = int(i)
 			}
 		case e.hits < protectHits:
-			if victim < 0 || (sh.entries[victim].until > now && sh.entries[victim].key != 0 && e.hits < sh.entries[victim].hits) {
+			if victim < 0 || (shard.entries[victim].until > now && shard.entries[victim].key != 0 && e.hits < shard.entries[victim].hits) {
 				victim = int(i)
 			}
 		}
@@ -105,7 +105,7 @@ func (t *verdictTable) put(v verdict, now uint32) bool {
 		t.refused.Add(1)
 		return false
 	}
-	e := &sh.entries[victim]
+	e := &shard.entries[victim]
 	switch {
 	case e.key == 0:
 		t.used.Add(1)
@@ -118,13 +118,13 @@ func (t *verdictTable) put(v verdict, now uint32) bool {
 
 // remove deletes the verdict for key (an operator's unblock).
 func (t *verdictTable) remove(key uint64) bool {
-	sh := &t.shards[key>>58]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	b := (key & (t.buckets - 1)) * verdictWays
+	shard := &t.shards[key>>58]
+	shard.mu.Lock()
+	defer shard.mu.Unlock()
+	b := (key & (t.sets - 1)) * verdictWays
 	for i := b; i < b+verdictWays; i++ {
-		if sh.entries[i].key == key {
-			sh.entries[i] = verdict{}
+		if shard.entries[i].key == key {
+			shard.entries[i] = verdict{}
 			t.used.Add(-1)
 			return true
 		}
