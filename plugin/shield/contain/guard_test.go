@@ -26,7 +26,7 @@ func TestSpaceCapAcrossRequests(t *testing.T) {
 	}
 	over := netip.MustParsePrefix("10.200.0.5/32")
 	_, err := s.Quarantine(over, 0, "r", "a", nil)
-	if !errors.Is(err, ErrOverCap) || !NeedsForce(err) || !strings.Contains(err.Error(), "force") {
+	if !errors.Is(err, ErrOverCap) || !NeedsForce(err) || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "force") {
 		t.Fatalf("a host over the cap: %v", err)
 	}
 	// Replacing a held quarantine takes no new space.

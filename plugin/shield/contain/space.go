@@ -85,8 +85,8 @@ func (s *Store) checkSpace(p netip.Prefix) error {
 	}
 	add := space(p)
 	if s.space[f] > limit || add > limit-s.space[f] {
-		return fmt.Errorf("%w: quarantining %s would put %d %s in quarantine, over the cap of %d (%s); send force to override",
-			ErrOverCap, ClientText(p), s.space[f]+add, unit, limit, capText)
+		return refuse(ErrOverCap, "quarantining %s would put %d %s in quarantine, over the cap of %d (%s); send force to override",
+			ClientText(p), s.space[f]+add, unit, limit, capText)
 	}
 	return nil
 }

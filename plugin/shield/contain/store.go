@@ -43,10 +43,11 @@ var (
 	// ErrNotFound means there is no such quarantine or block.
 	ErrNotFound = errors.New("not found")
 	// ErrOverCap means a quarantine would take the address space in
-	// quarantine over its cap. Force overrides it.
+	// quarantine over its cap. Force overrides it. Such an error is
+	// ErrInvalid too (see NeedsForce).
 	ErrOverCap = errors.New("over the quarantine cap")
 	// ErrPublicSuffix means an emergency block of a public suffix. Force
-	// overrides it.
+	// overrides it. Such an error is ErrInvalid too.
 	ErrPublicSuffix = errors.New("public suffix")
 )
 
@@ -54,6 +55,23 @@ var (
 // (ErrOverCap or ErrPublicSuffix).
 func NeedsForce(err error) bool {
 	return errors.Is(err, ErrOverCap) || errors.Is(err, ErrPublicSuffix)
+}
+
+// refusal is a guard rail's error: it is its kind (ErrOverCap or
+// ErrPublicSuffix) and ErrInvalid as well, so that a caller that knows
+// only ErrInvalid still answers it as a bad request. Check NeedsForce
+// first to tell it apart.
+type refusal struct {
+	kind error
+	msg  string
+}
+
+func (r *refusal) Error() string { return r.kind.Error() + ": " + r.msg }
+
+func (r *refusal) Is(target error) bool { return target == r.kind || target == ErrInvalid }
+
+func refuse(kind error, format string, args ...any) error {
+	return &refusal{kind: kind, msg: fmt.Sprintf(format, args...)}
 }
 
 const (

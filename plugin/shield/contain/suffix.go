@@ -1,7 +1,6 @@
 package contain
 
 import (
-	"fmt"
 	"strings"
 
 	"golang.org/x/net/publicsuffix"
@@ -26,8 +25,7 @@ func IsPublicSuffix(name string) bool {
 // checkBlockName returns an ErrPublicSuffix error for a public suffix.
 func checkBlockName(name string) error {
 	if IsPublicSuffix(name) {
-		return fmt.Errorf("%w: %s is a public suffix; blocking it blocks every domain registered under it; send force to override",
-			ErrPublicSuffix, name)
+		return refuse(ErrPublicSuffix, "%s is a public suffix; blocking it blocks every domain registered under it; send force to override", name)
 	}
 	return nil
 }
