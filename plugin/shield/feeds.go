@@ -49,7 +49,7 @@ type feeds struct {
 	specs    []feedSpec // in the order configured
 	warned   bool       // the short-refresh warning was logged
 
-	fetchers []*feed.Fetcher                // made in parse, one per spec
+	fetchers []*feed.Fetcher                   // made in parse, one per spec
 	byList   map[*blocklist.List]*feed.Fetcher // for the status page
 }
 
