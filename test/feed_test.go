@@ -256,6 +256,49 @@ func TestFeedServesAndKeepsLastGood(t *testing.T) {
 	}
 }
 
+// TestFeedCorefileReload checks that a Corefile reload keeps a feed list
+// in force, with no feed_cache and the feed failing: the new
+// configuration takes the list over from the old one.
+func TestFeedCorefileReload(t *testing.T) {
+	up := startUpstream(t)
+	body, listed := readFeedCorpus(t)
+	fs := startFeedServer(t, body)
+	readyAddr := freePort(t)
+	corefile := func(ttl int) string {
+		return shieldCorefile(up, "ready "+readyAddr, fmt.Sprintf("blocklist reloaded %s domains\nrefresh %s\nttl %d\naudit off", fs.url("/u.txt"), feedRefresh, ttl))
+	}
+	startMu.Lock()
+	caddy.Quiet, dnsserver.Quiet = true, true
+	inst, err := caddy.Start(corefileInput(corefile(60)))
+	startMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.ShutdownCallbacks(); inst.Stop() }) // the instance in force at the end
+	r := &resolver{inst: inst, udp: inst.Servers()[0].LocalAddr().String()}
+	eventually(t, 5*time.Second, "the feed in force", func() bool { return blocked(t, r, listed) })
+	fs.inject(faultServerError)
+	startMu.Lock()
+	inst, err = inst.Restart(corefileInput(corefile(120)))
+	startMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = &resolver{inst: inst, udp: inst.Servers()[0].LocalAddr().String()}
+	if !blocked(t, r, listed) {
+		t.Fatal("the feed list is not in force right after the reload")
+	}
+	n := fs.count(faultServerError)
+	eventually(t, 10*time.Second, "a refused fetch by the new configuration", func() bool { return fs.count(faultServerError) >= n+2 })
+	if !blocked(t, r, listed) || readyStatus(readyAddr) != http.StatusOK {
+		t.Error("the feed list left force after the reload")
+	}
+	// The new configuration's fetcher takes changes.
+	fs.set(append(append([]byte(nil), body...), "after-reload.feed.test\n"...))
+	fs.inject(faultNone)
+	eventually(t, feedWithin, "a change after the reload", func() bool { return blocked(t, r, "after-reload.feed.test.") })
+}
+
 // startCoreDNSStoppable is startCoreDNS with a stop function, for a test
 // that restarts the resolver.
 func startCoreDNSStoppable(t testing.TB, corefile string) (*resolver, func()) {

@@ -210,7 +210,7 @@ func (s *Shield) finishContain(c *caddy.Controller) error {
 	}
 	for _, g := range cfg.gardenCfgs {
 		g.MaxShrink, g.MaxInvalid = s.maxShrink, s.maxInvalid
-		cfg.garden = append(cfg.garden, blocklist.NewList(g))
+		cfg.garden = append(cfg.garden, s.newList(g))
 	}
 	known := map[string]bool{"any": true, "emergency": true}
 	for _, l := range s.lists {

@@ -286,8 +286,9 @@ func (s *Shield) startFeeds() {
 		return
 	}
 	liveFeeds.Lock()
-	for _, f := range s.feeds.fetchers {
-		liveFeeds.m[f] = struct{}{}
+	for i, f := range s.feeds.fetchers {
+		spec := s.feeds.specs[i]
+		liveFeeds.m[f] = liveFeed{url: spec.url, sha256: spec.sha256, list: f.List()}
 	}
 	liveFeeds.Unlock()
 	for _, f := range s.feeds.fetchers {
@@ -308,12 +309,45 @@ func (s *Shield) stopFeeds() {
 	liveFeeds.Unlock()
 }
 
-// liveFeeds holds the fetchers of the started shields, for the metrics
-// collector that reads their status at scrape time.
+// liveFeed is a started fetcher's feed and list.
+type liveFeed struct {
+	url, sha256 string
+	list        *blocklist.List
+}
+
+// liveFeeds holds the fetchers of the started shields: the metrics
+// collector reads their status at scrape time, and a Corefile reload
+// takes over their lists (newList).
 var liveFeeds = struct {
 	sync.Mutex
-	m map[*feed.Fetcher]struct{}
-}{m: map[*feed.Fetcher]struct{}{}}
+	m map[*feed.Fetcher]liveFeed
+}{m: map[*feed.Fetcher]liveFeed{}}
+
+// newList returns the list for cfg. A feed list that a running shield
+// already keeps, from the same URL, with the same pin and the same
+// configuration, is taken over rather than made anew: a Corefile reload
+// then keeps the feed's content in force (and readiness true) while the
+// new configuration's fetcher starts, instead of an empty list until the
+// first fetch when there is no feed_cache. The old configuration's
+// fetcher stops in its OnShutdown and leaves the content in place.
+func (s *Shield) newList(cfg blocklist.Config) *blocklist.List {
+	var spec *feedSpec
+	for i := range s.feeds.specs {
+		if s.feeds.specs[i].list == cfg.Name {
+			spec = &s.feeds.specs[i]
+		}
+	}
+	if spec != nil {
+		liveFeeds.Lock()
+		defer liveFeeds.Unlock()
+		for _, lf := range liveFeeds.m {
+			if lf.url == spec.url && lf.sha256 == spec.sha256 && lf.list.Config() == cfg && lf.list.Snapshot() != nil {
+				return lf.list
+			}
+		}
+	}
+	return blocklist.NewList(cfg)
+}
 
 // onFeedResult turns the result of a fetch (or of the start-up load from
 // the disk cache) into metrics and, for anything but a quiet success, one

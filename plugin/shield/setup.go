@@ -94,7 +94,7 @@ func parse(c *caddy.Controller) (*Shield, error) {
 	// every list wherever they appear in the block.
 	for _, cfg := range s.lists {
 		cfg.MaxShrink, cfg.MaxInvalid, cfg.Settle = s.maxShrink, s.maxInvalid, settle
-		l := blocklist.NewList(cfg)
+		l := s.newList(cfg)
 		if cfg.Allow {
 			s.allows = append(s.allows, l)
 		} else {
