@@ -1,7 +1,12 @@
 package shield
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,5 +155,70 @@ func TestParseFeedRoot(t *testing.T) {
 	}
 	if s.feeds.specs[0].url != "https://h.example/a" || s.feeds.cacheDir != "/srv/cache" {
 		t.Errorf("url %q cache %q", s.feeds.specs[0].url, s.feeds.cacheDir)
+	}
+}
+
+// TestFeedStatus starts a shield with a feed list from a loopback HTTP
+// server and checks what the API's status says of it and of a file list.
+func TestFeedStatus(t *testing.T) {
+	var fail atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() {
+			http.Error(w, "gone", http.StatusNotFound)
+			return
+		}
+		w.Write([]byte("evil.test\nworse.test\n"))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "local.txt")
+	if err := os.WriteFile(file, []byte("local.test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := strings.Replace(srv.URL, "http://", "http://user:secret@", 1) + "/feed.txt?token=abc"
+	c := caddy.NewTestController("dns", "shield {\nblocklist f "+u+" domains\nblocklist local "+file+"\nrefresh 1s\nquarantine_ttl 1h 24h\naudit off\n}")
+	s, err := parse(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.blocks[0].Snapshot() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("feed not loaded")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !s.Ready() || s.blocks[0].Lookup("evil.test.").Action == blocklist.ActNone {
+		t.Fatal("feed list not in force")
+	}
+	st := backend{s}.Status()
+	f, local := st.Lists[0], st.Lists[1]
+	if strings.Contains(f.Source, "secret") || strings.Contains(f.Source, "abc") || !strings.HasPrefix(f.Source, "http://xxxxx@127.0.0.1:") {
+		t.Errorf("feed source %q: want the URL with its credentials redacted", f.Source)
+	}
+	if f.LastSuccess == nil || f.AgeSeconds == nil || *f.AgeSeconds < 0 || *f.AgeSeconds > 5 || f.NextFetch == nil || f.Entries != 2 {
+		t.Errorf("feed status %+v", f)
+	}
+	if local.Source != file || local.LastSuccess != nil || local.AgeSeconds != nil || local.NextFetch != nil {
+		t.Errorf("file list status %+v", local)
+	}
+	fail.Store(true)
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		st = backend{s}.Status()
+		if strings.Contains(st.Lists[0].LastError, "refused_status (HTTP 404)") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("last error %q: want the refusal", st.Lists[0].LastError)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.Lists[0].Entries != 2 || strings.Contains(st.Lists[0].LastError, "secret") {
+		t.Errorf("after a refusal: %+v", st.Lists[0])
 	}
 }
