@@ -452,40 +452,44 @@ func BenchmarkFeedChangeInForce(b *testing.B) {
 
 // BenchmarkFeedStartFromCache measures a start of CoreDNS with the feed
 // host down and a warm feed_cache: from caddy.Start to the cached list in
-// force over DNS and /ready answering 200.
+// force over DNS and /ready answering 200. The baseline, file, starts
+// with the same list as a local file.
 func BenchmarkFeedStartFromCache(b *testing.B) {
 	for _, bf := range benchFeeds {
-		b.Run(bf.name, func(b *testing.B) {
-			up := startUpstream(b)
-			body, listed := readCorpusFeed(b, bf.file)
-			fs := startFeedServer(b, body)
-			url := fs.url("/feed.txt")
-			dir := filepath.Join(b.TempDir(), "feeds")
-			list := "bench_" + bf.name
-			warmFeedCache(b, up, list, url, dir, listed)
-			fs.srv.Close()
-			var total time.Duration
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				readyAddr := freePort(b)
-				start := time.Now()
-				r, stop := startCoreDNSStoppable(b, shieldCorefile(up, "ready "+readyAddr,
-					"blocklist "+list+" "+url+" domains\nfeed_cache "+dir+"\naudit off"))
-				if !blocked(b, r, listed) {
-					b.Fatal("cached list not in force")
-				}
-				for readyStatus(readyAddr) != http.StatusOK {
-					if time.Since(start) > 5*time.Second {
-						b.Fatal("not ready within 5s")
+		up := startUpstream(b)
+		body, listed := readCorpusFeed(b, bf.file)
+		fs := startFeedServer(b, body)
+		url := fs.url("/feed.txt")
+		dir := filepath.Join(b.TempDir(), "feeds")
+		list := "bench_" + bf.name
+		warmFeedCache(b, up, list, url, dir, listed)
+		fs.srv.Close()
+		for _, from := range []struct{ name, line string }{
+			{"cache", "blocklist " + list + " " + url + " domains\nfeed_cache " + dir},
+			{"file", "blocklist " + list + "_file " + filepath.Join(dir, list+".list") + " domains"},
+		} {
+			b.Run(bf.name+"/"+from.name, func(b *testing.B) {
+				var total time.Duration
+				for i := 0; i < b.N; i++ {
+					readyAddr := freePort(b)
+					start := time.Now()
+					r, stop := startCoreDNSStoppable(b, shieldCorefile(up, "ready "+readyAddr, from.line+"\naudit off"))
+					if !blocked(b, r, listed) {
+						b.Fatal("list not in force")
 					}
-					time.Sleep(time.Millisecond)
+					for readyStatus(readyAddr) != http.StatusOK {
+						if time.Since(start) > 5*time.Second {
+							b.Fatal("not ready within 5s")
+						}
+						time.Sleep(time.Millisecond)
+					}
+					total += time.Since(start)
+					b.StopTimer()
+					stop()
+					b.StartTimer()
 				}
-				total += time.Since(start)
-				b.StopTimer()
-				stop()
-				b.StartTimer()
-			}
-			b.ReportMetric(total.Seconds()/float64(b.N), "s/start")
-		})
+				b.ReportMetric(total.Seconds()/float64(b.N), "s/start")
+			})
+		}
 	}
 }
