@@ -47,6 +47,22 @@ func (b backend) Status() api.Status {
 			if err := l.LastError(); err != nil {
 				ls.LastError = err.Error()
 			}
+			ls.Source = l.Config().Path
+			if f := s.feeds.byList[l]; f != nil {
+				fs := f.Status()
+				ls.Source = fs.Source
+				if !fs.LastSuccess.IsZero() {
+					t, age := fs.LastSuccess.UTC(), fs.Age.Seconds()
+					ls.LastSuccess, ls.AgeSeconds = &t, &age
+				}
+				if !fs.NextFetch.IsZero() {
+					t := fs.NextFetch.UTC()
+					ls.NextFetch = &t
+				}
+				if fs.LastError != "" {
+					ls.LastError = fs.LastError
+				}
+			}
 			st.Lists = append(st.Lists, ls)
 		}
 	}

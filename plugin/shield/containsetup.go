@@ -42,7 +42,7 @@ func parseContainOption(c *caddy.Controller, s *Shield, opt string, args []strin
 	}
 	switch opt {
 	case "walled_garden":
-		if len(args) < 2 || len(args) > 3 {
+		if len(args) < 2 {
 			return true, c.Errf("walled_garden needs NAME SOURCE [FORMAT], got %d arguments", len(args))
 		}
 		name := args[0]
@@ -54,15 +54,17 @@ func parseContainOption(c *caddy.Controller, s *Shield, opt string, args []strin
 				return true, c.Errf("duplicate list name %q", name)
 			}
 		}
-		format := blocklist.FormatAuto
-		if len(args) == 3 {
-			f, err := blocklist.ParseFormat(args[2])
-			if err != nil {
-				return true, c.Errf("walled_garden %q: %v", name, err)
-			}
-			format = f
+		src, format, spec, err := parseListArgs(c, opt, name, args[1:])
+		if err != nil {
+			return true, err
 		}
-		cfg.gardenCfgs = append(cfg.gardenCfgs, blocklist.Config{Name: name, Path: inRoot(args[1]), Format: format, Allow: true})
+		if spec != nil {
+			s.feeds.specs = append(s.feeds.specs, *spec)
+			src = ""
+		} else {
+			src = inRoot(src)
+		}
+		cfg.gardenCfgs = append(cfg.gardenCfgs, blocklist.Config{Name: name, Path: src, Format: format, Allow: true})
 	case "quarantine_action":
 		if len(args) == 0 {
 			return true, c.Err("quarantine_action needs sinkhole ADDR... or nxdomain")
@@ -208,7 +210,7 @@ func (s *Shield) finishContain(c *caddy.Controller) error {
 	}
 	for _, g := range cfg.gardenCfgs {
 		g.MaxShrink, g.MaxInvalid = s.maxShrink, s.maxInvalid
-		cfg.garden = append(cfg.garden, blocklist.NewList(g))
+		cfg.garden = append(cfg.garden, s.newList(g))
 	}
 	known := map[string]bool{"any": true, "emergency": true}
 	for _, l := range s.lists {

@@ -12,8 +12,8 @@ import (
 	"github.com/dnsshield/shield/plugin/shield/blocklist"
 )
 
-// start runs in OnStartup: it opens the audit sink, loads every list once
-// and starts the watcher. A list that fails to load does not stop the
+// start runs in OnStartup: it opens the audit sink, loads every file list
+// once, starts the watcher and then the feed fetchers. A list that fails to load does not stop the
 // server; it is retried and readiness stays false until it loads.
 func (s *Shield) start() error {
 	running.Lock()
@@ -48,13 +48,14 @@ func (s *Shield) start() error {
 			},
 		})
 	}
-	all := append(append([]*blocklist.List(nil), s.allows...), s.blocks...)
-	all = append(all, s.gardenLists()...)
-	s.watcher = blocklist.NewWatcher(all, blocklist.WatchOptions{Debounce: s.debounce, Poll: s.poll, OnLoad: s.onLoad})
+	s.watcher = blocklist.NewWatcher(s.fileLists(), blocklist.WatchOptions{Debounce: s.debounce, Poll: s.poll, OnLoad: s.onLoad})
 	s.watcher.LoadAll()
 	if err := s.watcher.Start(); err != nil {
 		log.Warningf("file events unavailable, polling lists every %s: %v", s.poll, err)
 	}
+	// After the files: a feed list is served from its disk copy at once
+	// and fetched in the background; nothing here waits for the network.
+	s.startFeeds()
 	if err := s.startContain(); err != nil {
 		s.stop() // a failed start must not leave the watcher or the writer running
 		return err
@@ -105,6 +106,7 @@ func (s *Shield) reapAbandoned() error {
 
 // shutdown ends everything start began.
 func (s *Shield) shutdown() error {
+	s.stopFeeds()
 	s.stopDetect()
 	s.stopContain()
 	if s.watcher != nil {

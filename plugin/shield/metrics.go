@@ -1,6 +1,8 @@
 package shield
 
 import (
+	"time"
+
 	"github.com/coredns/coredns/plugin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -49,7 +51,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: "shield",
 		Name:      "list_reload_failures_total",
-		Help:      "Refused list updates, by reason: read, empty, garbage or shrink. The last good version stays in force.",
+		Help:      "Refused list updates, by reason: read, empty, garbage, shrink, gzip or size. The last good version stays in force.",
 	}, []string{"list", "reason"})
 
 	lastReload = promauto.NewGaugeVec(prometheus.GaugeOpts{
@@ -170,3 +172,58 @@ var (
 		Help:      "Memory of the detection tables, fixed when the engine starts.",
 	})
 )
+
+// Feed metrics (feeds.go). The outcome label is one of the feed package's
+// fixed outcomes.
+var (
+	feedFetches = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "feed_fetch_total",
+		Help:      "Fetches of lists from HTTP(S) feeds, by outcome: updated, unchanged, not_modified, refused_REASON, error_network, error_local, and at start-up cache_loaded or cache_refused.",
+	}, []string{"list", "outcome"})
+
+	feedLastSuccessDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(plugin.Namespace, "shield", "feed_last_success_timestamp_seconds"),
+		"Unix time at which the feed last confirmed the list in force (a 200 or a 304; from the disk cache's record at start-up).",
+		[]string{"list"}, nil)
+
+	listAgeDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(plugin.Namespace, "shield", "list_age_seconds"),
+		"Seconds since the feed last confirmed the list in force, computed when scraped. Alert when it passes a few times refresh.",
+		[]string{"list"}, nil)
+)
+
+func init() { prometheus.MustRegister(feedCollector{}) }
+
+// feedCollector reports the last success and the age of every feed list
+// of the running shields, read from the fetchers' status when scraped, so
+// that the age grows between fetches. Two fetchers may keep lists of the
+// same name (two server blocks, or the old and new configuration during a
+// Corefile reload); the older copy is reported, as an alert wants.
+type feedCollector struct{}
+
+func (feedCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- feedLastSuccessDesc
+	ch <- listAgeDesc
+}
+
+func (feedCollector) Collect(ch chan<- prometheus.Metric) {
+	liveFeeds.Lock()
+	oldest := map[string]time.Time{}
+	for f := range liveFeeds.m {
+		st := f.Status()
+		if st.LastSuccess.IsZero() {
+			continue
+		}
+		if t, ok := oldest[st.List]; !ok || st.LastSuccess.Before(t) {
+			oldest[st.List] = st.LastSuccess
+		}
+	}
+	liveFeeds.Unlock()
+	now := time.Now()
+	for name, t := range oldest {
+		ch <- prometheus.MustNewConstMetric(feedLastSuccessDesc, prometheus.GaugeValue, float64(t.UnixNano())/1e9, name)
+		ch <- prometheus.MustNewConstMetric(listAgeDesc, prometheus.GaugeValue, max(now.Sub(t).Seconds(), 0), name)
+	}
+}

@@ -94,7 +94,7 @@ func parse(c *caddy.Controller) (*Shield, error) {
 	// every list wherever they appear in the block.
 	for _, cfg := range s.lists {
 		cfg.MaxShrink, cfg.MaxInvalid, cfg.Settle = s.maxShrink, s.maxInvalid, settle
-		l := blocklist.NewList(cfg)
+		l := s.newList(cfg)
 		if cfg.Allow {
 			s.allows = append(s.allows, l)
 		} else {
@@ -107,6 +107,9 @@ func parse(c *caddy.Controller) (*Shield, error) {
 	if err := s.finishContain(c); err != nil {
 		return nil, err
 	}
+	if err := s.finishFeeds(c); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -115,10 +118,10 @@ func parseOption(c *caddy.Controller, s *Shield, root string) error {
 	args := c.RemainingArgs()
 	switch opt {
 	case "blocklist", "allowlist":
-		if len(args) < 2 || len(args) > 3 {
+		if len(args) < 2 {
 			return c.Errf("%s needs NAME SOURCE [FORMAT], got %d arguments", opt, len(args))
 		}
-		name, src := args[0], args[1]
+		name := args[0]
 		if !listName.MatchString(name) {
 			return c.Errf("invalid list name %q: use letters, digits, '_', '-' and '.', at most 64", name)
 		}
@@ -130,15 +133,16 @@ func parseOption(c *caddy.Controller, s *Shield, root string) error {
 				return c.Errf("duplicate list name %q", name)
 			}
 		}
-		format := blocklist.FormatAuto
-		if len(args) == 3 {
-			f, err := blocklist.ParseFormat(args[2])
-			if err != nil {
-				return c.Errf("list %q: %v", name, err)
-			}
-			format = f
+		src, format, spec, err := parseListArgs(c, opt, name, args[1:])
+		if err != nil {
+			return err
 		}
-		if !filepath.IsAbs(src) && root != "" {
+		if spec != nil {
+			// A feed list has no file: the fetcher loads it, never the
+			// watcher.
+			s.feeds.specs = append(s.feeds.specs, *spec)
+			src = ""
+		} else if !filepath.IsAbs(src) && root != "" {
 			src = filepath.Join(root, src)
 		}
 		s.lists = append(s.lists, blocklist.Config{Name: name, Path: src, Format: format, Allow: opt == "allowlist"})
@@ -248,6 +252,9 @@ func parseOption(c *caddy.Controller, s *Shield, root string) error {
 			return err
 		}
 		if handled, err := parseDetectOption(c, s, opt, args); handled {
+			return err
+		}
+		if handled, err := parseFeedOption(c, s, opt, args, root); handled {
 			return err
 		}
 		return c.Errf("unknown property %q", opt)

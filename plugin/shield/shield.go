@@ -64,6 +64,7 @@ type Shield struct {
 	gen     uint64 // parse order, to tell an abandoned reload's shields
 	audit   *audit.Writer
 	watcher *blocklist.Watcher
+	feeds   feeds // lists fetched from HTTP(S) feeds (feeds.go)
 
 	warden    *warden    // nil unless a containment option is set (contain.go)
 	detection *detection // detection options and engine (detect.go)

@@ -94,6 +94,17 @@ type ListStatus struct {
 	Entries    int        `json:"entries"`
 	LastReload *time.Time `json:"last_reload,omitempty"`
 	LastError  string     `json:"last_error,omitempty"`
+	// Source is the list's file, or its feed URL with credentials
+	// redacted.
+	Source string `json:"source,omitempty"`
+	// The fields below are set for a feed list only. LastSuccess is when
+	// the feed last confirmed the list in force (a 200 or a 304, or the
+	// disk cache's record at start-up); AgeSeconds is the time since then,
+	// absent before the first success; NextFetch is when the next fetch
+	// is due.
+	LastSuccess *time.Time `json:"last_success,omitempty"`
+	AgeSeconds  *float64   `json:"age_seconds,omitempty"`
+	NextFetch   *time.Time `json:"next_fetch,omitempty"`
 }
 
 // Explanation is the answer of GET /v1/explain.

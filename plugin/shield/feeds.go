@@ -1,0 +1,393 @@
+package shield
+
+import (
+	"errors"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coredns/caddy"
+	"github.com/dnsshield/shield/plugin/shield/blocklist"
+	"github.com/dnsshield/shield/plugin/shield/feed"
+)
+
+// Lists from HTTP(S) feeds. A list whose SOURCE is an http:// or https://
+// URL is kept current by a feed.Fetcher instead of the file watcher; the
+// shield-wide refresh, feed_cache, feed_timeout and feed_max_size set the
+// defaults, and the list's own line may override them.
+
+// minQuietRefresh is the shortest refresh accepted without a warning: a
+// feed host may ban a resolver that polls more often.
+const minQuietRefresh = time.Minute
+
+// feedLimits are the fetch options a list may set for itself. A zero
+// value takes the shield-wide setting, and then the feed package's
+// default.
+type feedLimits struct {
+	refresh  time.Duration
+	timeout  time.Duration
+	maxBytes int64
+}
+
+// feedSpec is one list's feed, as configured.
+type feedSpec struct {
+	list   string // the list name
+	url    string
+	sha256 string
+	own    feedLimits // set on the list's line
+	// limits are the ones in force: own, else the shield-wide ones
+	// (zero: the feed package's defaults). Set by finishFeeds.
+	limits feedLimits
+}
+
+// feeds is a shield's feed configuration and, once started, its fetchers.
+type feeds struct {
+	defaults feedLimits // refresh, feed_timeout, feed_max_size
+	cacheDir string     // feed_cache; "" keeps no disk copy
+	specs    []feedSpec // in the order configured
+	warned   bool       // the short-refresh warning was logged
+
+	fetchers []*feed.Fetcher                   // made in parse, one per spec
+	byList   map[*blocklist.List]*feed.Fetcher // for the status page
+}
+
+// isFeedURL reports whether a list SOURCE names a feed rather than a file.
+func isFeedURL(src string) bool {
+	lower := strings.ToLower(src)
+	return strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://")
+}
+
+// parseListArgs parses the arguments of a blocklist, allowlist or
+// walled_garden line after its NAME: SOURCE [FORMAT], and, for a URL,
+// the list's own feed options. It returns a nil spec for a file.
+func parseListArgs(c *caddy.Controller, opt, name string, args []string) (src string, format blocklist.Format, spec *feedSpec, err error) {
+	format = blocklist.FormatAuto
+	if len(args) == 0 {
+		return "", format, nil, c.Errf("%s needs NAME SOURCE [FORMAT], got 1 argument", opt)
+	}
+	src, rest := args[0], args[1:]
+	if !isFeedURL(src) {
+		switch {
+		case len(rest) > 0 && isFeedOption(rest[len(rest)-1]), len(rest) > 1 && isFeedOption(rest[len(rest)-2]):
+			return "", format, nil, c.Errf("%s %q: refresh, sha256, feed_timeout and feed_max_size apply only to an http:// or https:// SOURCE", opt, name)
+		case len(rest) > 1:
+			return "", format, nil, c.Errf("%s needs NAME SOURCE [FORMAT], got %d arguments", opt, len(args)+1)
+		}
+	}
+	if len(rest) > 0 && !isFeedOption(rest[0]) {
+		f, err := blocklist.ParseFormat(rest[0])
+		if err != nil {
+			return "", format, nil, c.Errf("%s %q: %v", opt, name, err)
+		}
+		format, rest = f, rest[1:]
+	}
+	if !isFeedURL(src) {
+		return src, format, nil, nil
+	}
+	spec = &feedSpec{list: name, url: src}
+	seen := map[string]bool{}
+	for len(rest) > 0 {
+		key := rest[0]
+		if !isFeedOption(key) {
+			return "", format, nil, c.Errf("%s %q: unknown feed option %q: want refresh, sha256, feed_timeout or feed_max_size", opt, name, key)
+		}
+		if len(rest) < 2 {
+			return "", format, nil, c.Errf("%s %q: %s needs a value", opt, name, key)
+		}
+		if seen[key] {
+			return "", format, nil, c.Errf("%s %q: %s is set twice", opt, name, key)
+		}
+		seen[key] = true
+		val := rest[1]
+		rest = rest[2:]
+		if key == "sha256" {
+			if !isSHA256(val) {
+				return "", format, nil, c.Errf("%s %q: sha256 %q is not 64 hex digits", opt, name, val)
+			}
+			spec.sha256 = strings.ToLower(val)
+			continue
+		}
+		if err := setFeedLimit(&spec.own, key, val); err != nil {
+			return "", format, nil, c.Errf("%s %q: %v", opt, name, err)
+		}
+	}
+	return src, format, spec, nil
+}
+
+// isFeedOption reports whether a word of a list line is one of the
+// list's own feed options rather than a FORMAT.
+func isFeedOption(w string) bool {
+	switch w {
+	case "refresh", "sha256", "feed_timeout", "feed_max_size":
+		return true
+	}
+	return false
+}
+
+func isSHA256(v string) bool {
+	if len(v) != 64 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// Bounds of the feed options.
+const (
+	maxRefresh     = 7 * 24 * time.Hour
+	maxFeedTimeout = time.Hour
+	maxFeedSizeMiB = 4096
+)
+
+// setFeedLimit parses one of refresh, feed_timeout and feed_max_size into l.
+func setFeedLimit(l *feedLimits, key, val string) error {
+	switch key {
+	case "refresh":
+		d, err := parseDuration(val, time.Second, maxRefresh)
+		if err != nil {
+			return errors.New("invalid refresh: " + err.Error())
+		}
+		l.refresh = d
+	case "feed_timeout":
+		d, err := parseDuration(val, time.Second, maxFeedTimeout)
+		if err != nil {
+			return errors.New("invalid feed_timeout: " + err.Error())
+		}
+		l.timeout = d
+	case "feed_max_size":
+		mb, err := strconv.ParseInt(val, 10, 32)
+		if err != nil || mb < 1 || mb > maxFeedSizeMiB {
+			return errors.New("invalid feed_max_size " + strconv.Quote(val) + ": want megabytes from 1 to " + strconv.Itoa(maxFeedSizeMiB))
+		}
+		l.maxBytes = mb << 20
+	}
+	return nil
+}
+
+// parseFeedOption parses a shield-wide feed option. handled is false
+// when opt is not one.
+func parseFeedOption(c *caddy.Controller, s *Shield, opt string, args []string, root string) (handled bool, err error) {
+	switch opt {
+	case "refresh", "feed_timeout", "feed_max_size":
+		if len(args) != 1 {
+			return true, c.Errf("%s needs one value", opt)
+		}
+		if err := setFeedLimit(&s.feeds.defaults, opt, args[0]); err != nil {
+			return true, c.Err(err.Error())
+		}
+	case "feed_cache":
+		if len(args) != 1 {
+			return true, c.Err("feed_cache needs DIR")
+		}
+		if s.feeds.cacheDir != "" {
+			return true, c.Err("feed_cache is set twice")
+		}
+		s.feeds.cacheDir = underRoot(root, args[0])
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// underRoot returns path under root when it is relative and root is set.
+func underRoot(root, path string) string {
+	if root == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(root, path)
+}
+
+// finishFeeds makes a Fetcher for every feed list once the whole block is
+// read, so that the shield-wide options apply wherever they appear. It
+// does no I/O: the cache is read and the network asked in OnStartup.
+func (s *Shield) finishFeeds(c *caddy.Controller) error {
+	if len(s.feeds.specs) == 0 {
+		if s.feeds.cacheDir != "" || s.feeds.defaults != (feedLimits{}) {
+			log.Warningf("refresh, feed_cache, feed_timeout and feed_max_size are set but no list is a URL")
+		}
+		return nil
+	}
+	byName := map[string]*blocklist.List{}
+	for _, l := range s.allows {
+		byName[l.Name()] = l
+	}
+	for _, l := range s.blocks {
+		byName[l.Name()] = l
+	}
+	for _, l := range s.gardenLists() {
+		byName[l.Name()] = l
+	}
+	s.feeds.byList = map[*blocklist.List]*feed.Fetcher{}
+	for i := range s.feeds.specs {
+		spec := &s.feeds.specs[i]
+		l := byName[spec.list]
+		if l == nil { // cannot happen: every spec comes from a list line
+			return c.Errf("feed %q has no list", spec.list)
+		}
+		lim := spec.own
+		if lim.refresh == 0 {
+			lim.refresh = s.feeds.defaults.refresh
+		}
+		if lim.timeout == 0 {
+			lim.timeout = s.feeds.defaults.timeout
+		}
+		if lim.maxBytes == 0 {
+			lim.maxBytes = s.feeds.defaults.maxBytes
+		}
+		spec.limits = lim
+		if lim.refresh != 0 && lim.refresh < minQuietRefresh && !s.feeds.warned {
+			s.feeds.warned = true
+			log.Warningf("list %q: refresh %s is under a minute: fine for a test, but a feed host may ban a resolver that polls this often", spec.list, lim.refresh)
+		}
+		f, err := feed.New(l, feed.Options{
+			URL: spec.url, Refresh: lim.refresh, Timeout: lim.timeout, MaxBytes: lim.maxBytes,
+			SHA256: spec.sha256, CacheDir: s.feeds.cacheDir, OnResult: s.onFeedResult,
+		})
+		if err != nil {
+			return c.Err(err.Error())
+		}
+		s.feeds.fetchers = append(s.feeds.fetchers, f)
+		s.feeds.byList[l] = f
+	}
+	return nil
+}
+
+// isFeedList reports whether l is kept current by a feed.
+func (s *Shield) isFeedList(l *blocklist.List) bool {
+	_, ok := s.feeds.byList[l]
+	return ok
+}
+
+// fileLists returns the lists read from local files, for the watcher:
+// a feed list is never watched (it has no file of its own).
+func (s *Shield) fileLists() []*blocklist.List {
+	var out []*blocklist.List
+	for _, group := range [][]*blocklist.List{s.allows, s.blocks, s.gardenLists()} {
+		for _, l := range group {
+			if !s.isFeedList(l) {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// startFeeds serves each feed list from its disk copy, if there is one,
+// and starts the fetchers. It never waits for the network.
+func (s *Shield) startFeeds() {
+	if len(s.feeds.fetchers) == 0 {
+		return
+	}
+	liveFeeds.Lock()
+	for i, f := range s.feeds.fetchers {
+		spec := s.feeds.specs[i]
+		liveFeeds.m[f] = liveFeed{url: spec.url, sha256: spec.sha256, list: f.List()}
+	}
+	liveFeeds.Unlock()
+	for _, f := range s.feeds.fetchers {
+		f.Start()
+	}
+}
+
+// stopFeeds stops the fetchers and waits for them; a fetch in flight is
+// cancelled. The lists keep their content.
+func (s *Shield) stopFeeds() {
+	for _, f := range s.feeds.fetchers {
+		f.Stop()
+	}
+	liveFeeds.Lock()
+	for _, f := range s.feeds.fetchers {
+		delete(liveFeeds.m, f)
+	}
+	liveFeeds.Unlock()
+}
+
+// liveFeed is a started fetcher's feed and list.
+type liveFeed struct {
+	url, sha256 string
+	list        *blocklist.List
+}
+
+// liveFeeds holds the fetchers of the started shields: the metrics
+// collector reads their status at scrape time, and a Corefile reload
+// takes over their lists (newList).
+var liveFeeds = struct {
+	sync.Mutex
+	m map[*feed.Fetcher]liveFeed
+}{m: map[*feed.Fetcher]liveFeed{}}
+
+// newList returns the list for cfg. A feed list that a running shield
+// already keeps, from the same URL, with the same pin and the same
+// configuration, is taken over rather than made anew: a Corefile reload
+// then keeps the feed's content in force (and readiness true) while the
+// new configuration's fetcher starts, instead of an empty list until the
+// first fetch when there is no feed_cache. The old configuration's
+// fetcher stops in its OnShutdown and leaves the content in place.
+func (s *Shield) newList(cfg blocklist.Config) *blocklist.List {
+	var spec *feedSpec
+	for i := range s.feeds.specs {
+		if s.feeds.specs[i].list == cfg.Name {
+			spec = &s.feeds.specs[i]
+		}
+	}
+	if spec != nil {
+		liveFeeds.Lock()
+		defer liveFeeds.Unlock()
+		for _, lf := range liveFeeds.m {
+			if lf.url == spec.url && lf.sha256 == spec.sha256 && lf.list.Config() == cfg && lf.list.Snapshot() != nil {
+				return lf.list
+			}
+		}
+	}
+	return blocklist.NewList(cfg)
+}
+
+// onFeedResult turns the result of a fetch (or of the start-up load from
+// the disk cache) into metrics and, for anything but a quiet success, one
+// log line naming the redacted URL, the status and the reason.
+func (s *Shield) onFeedResult(r feed.Result) {
+	feedFetches.WithLabelValues(r.List, r.Outcome).Inc()
+	l := s.feedList(r.List)
+	switch {
+	case r.Refused():
+		var le *blocklist.LoadError
+		if errors.As(r.Err, &le) {
+			// The list's own checks refused the download, as they
+			// refuse a bad local file.
+			reloadFailures.WithLabelValues(r.List, le.Reason).Inc()
+		}
+		if r.Version != "" {
+			log.Errorf("list %q: feed update refused (%s), version %s stays in force: %v", r.List, r.Outcome, r.Version, r.Err)
+		} else {
+			log.Errorf("list %q: feed not loaded (%s), will retry: %v", r.List, r.Outcome, r.Err)
+		}
+		return
+	case r.Err != nil: // in force, but the disk copy was not updated
+		log.Warningf("list %q: %v", r.List, r.Err)
+	}
+	if r.Changed && l != nil {
+		if r.Outcome == feed.CacheLoaded {
+			log.Infof("list %q: served from the disk cache until %s answers", r.List, r.URL)
+		} else {
+			log.Infof("list %q: new version fetched from %s (HTTP %d, %d bytes, %s)", r.List, r.URL, r.Status, r.Bytes, r.Elapsed.Round(time.Millisecond))
+		}
+		s.onLoad(l, true, nil)
+	}
+}
+
+// feedList returns the list named name that a feed keeps current.
+func (s *Shield) feedList(name string) *blocklist.List {
+	for l := range s.feeds.byList {
+		if l.Name() == name {
+			return l
+		}
+	}
+	return nil
+}
