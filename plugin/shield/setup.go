@@ -88,14 +88,16 @@ func parse(c *caddy.Controller) (*Shield, error) {
 		}
 	}
 	if len(s.lists) == 0 {
-		return nil, c.Err("at least one blocklist or allowlist is required")
+		return nil, c.Err("at least one blocklist, allowlist or iplist is required")
 	}
 	// Lists are made last so that max_shrink and max_invalid apply to
 	// every list wherever they appear in the block.
 	for _, cfg := range s.lists {
 		cfg.MaxShrink, cfg.MaxInvalid, cfg.Settle = s.maxShrink, s.maxInvalid, settle
 		l := blocklist.NewList(cfg)
-		if cfg.Allow {
+		if cfg.IP {
+			s.ips = append(s.ips, l)
+		} else if cfg.Allow {
 			s.allows = append(s.allows, l)
 		} else {
 			s.blocks = append(s.blocks, l)
@@ -104,6 +106,7 @@ func parse(c *caddy.Controller) (*Shield, error) {
 	if s.action == actSinkhole && len(s.sink.v4) == 0 && len(s.sink.v6) == 0 {
 		return nil, c.Err("action sinkhole needs at least one address")
 	}
+	s.finishAnswer() // answer.go
 	if err := s.finishContain(c); err != nil {
 		return nil, err
 	}
@@ -114,7 +117,7 @@ func parseOption(c *caddy.Controller, s *Shield, root string) error {
 	opt := c.Val()
 	args := c.RemainingArgs()
 	switch opt {
-	case "blocklist", "allowlist":
+	case "blocklist", "allowlist", "iplist":
 		if len(args) < 2 || len(args) > 3 {
 			return c.Errf("%s needs NAME SOURCE [FORMAT], got %d arguments", opt, len(args))
 		}
@@ -131,7 +134,13 @@ func parseOption(c *caddy.Controller, s *Shield, root string) error {
 			}
 		}
 		format := blocklist.FormatAuto
-		if len(args) == 3 {
+		if len(args) == 3 && opt == "iplist" {
+			f, err := parseIPListFormat(args[2]) // answersetup.go
+			if err != nil {
+				return c.Errf("list %q: %v", name, err)
+			}
+			format = f
+		} else if len(args) == 3 {
 			f, err := blocklist.ParseFormat(args[2])
 			if err != nil {
 				return c.Errf("list %q: %v", name, err)
@@ -141,7 +150,7 @@ func parseOption(c *caddy.Controller, s *Shield, root string) error {
 		if !filepath.IsAbs(src) && root != "" {
 			src = filepath.Join(root, src)
 		}
-		s.lists = append(s.lists, blocklist.Config{Name: name, Path: src, Format: format, Allow: opt == "allowlist"})
+		s.lists = append(s.lists, blocklist.Config{Name: name, Path: src, Format: format, Allow: opt == "allowlist", IP: opt == "iplist"})
 	case "action":
 		if len(args) == 0 {
 			return c.ArgErr()
@@ -244,6 +253,9 @@ func parseOption(c *caddy.Controller, s *Shield, root string) error {
 		}
 		s.observer = args[0]
 	default:
+		if handled, err := parseAnswerOption(c, s, opt, args); handled { // answersetup.go
+			return err
+		}
 		if handled, err := parseContainOption(c, s, opt, args, root); handled {
 			return err
 		}

@@ -20,6 +20,9 @@ type IPSet struct {
 	v4 []ipLen4 // by length, longest first
 	v6 []ipLen6
 	n  int
+	// in16 has a bit for every IPv4 /16 that some entry overlaps: most
+	// addresses miss it and cost one load instead of a search per length.
+	in16 *[1 << 16 / 64]uint64
 }
 
 type ipLen4 struct {
@@ -88,35 +91,52 @@ func (s *IPSet) Len() int {
 // IPv6 address is looked up as IPv4; a zone is ignored. Lookup does not
 // allocate.
 func (s *IPSet) Lookup(a netip.Addr) IPMatch {
-	if s == nil || s.n == 0 || !a.IsValid() {
+	act, bits := s.Find(a)
+	if act == ActNone {
 		return IPMatch{}
 	}
-	a = a.Unmap()
+	p, _ := a.Unmap().WithZone("").Prefix(int(bits))
+	return IPMatch{Action: act, Prefix: p}
+}
+
+// Find is Lookup returning the entry as its prefix length: the entry is
+// a's prefix of that length. It is the cheaper call for a caller that
+// expects to miss.
+func (s *IPSet) Find(a netip.Addr) (Action, uint8) {
+	if s == nil || s.n == 0 {
+		return ActNone, 0
+	}
+	return s.find(a)
+}
+
+func (s *IPSet) find(a netip.Addr) (Action, uint8) {
+	if a.Is4In6() {
+		a = a.Unmap()
+	}
 	if a.Is4() {
 		x := to4(a)
+		if s.in16 != nil && s.in16[x>>22]&(1<<(x>>16&63)) == 0 {
+			return ActNone, 0
+		}
 		for i := range s.v4 {
 			l := &s.v4[i]
-			k := mask4(x, l.bits)
-			if j, ok := slices.BinarySearch(l.keys, k); ok {
-				var b [4]byte
-				binary.BigEndian.PutUint32(b[:], k)
-				return IPMatch{Action: l.acts[j], Prefix: netip.PrefixFrom(netip.AddrFrom4(b), int(l.bits))}
+			if j, ok := slices.BinarySearch(l.keys, mask4(x, l.bits)); ok {
+				return l.acts[j], l.bits
 			}
 		}
-		return IPMatch{}
+		return ActNone, 0
+	}
+	if len(s.v6) == 0 || !a.Is6() {
+		return ActNone, 0
 	}
 	x := to6(a)
 	for i := range s.v6 {
 		l := &s.v6[i]
-		k := x.mask(l.bits)
-		if j, ok := slices.BinarySearchFunc(l.keys, k, cmp6); ok {
-			var b [16]byte
-			binary.BigEndian.PutUint64(b[:8], k.hi)
-			binary.BigEndian.PutUint64(b[8:], k.lo)
-			return IPMatch{Action: l.acts[j], Prefix: netip.PrefixFrom(netip.AddrFrom16(b), int(l.bits))}
+		if j, ok := slices.BinarySearchFunc(l.keys, x.mask(l.bits), cmp6); ok {
+			return l.acts[j], l.bits
 		}
 	}
-	return IPMatch{}
+	return ActNone, 0
 }
 
 // Contains reports whether some entry of s holds a.
@@ -197,6 +217,18 @@ func (b *IPBuilder) Build() *IPSet {
 		}
 		s.v4 = append(s.v4, l)
 		s.n += len(es)
+		if s.in16 == nil {
+			s.in16 = new([1 << 16 / 64]uint64)
+		}
+		for _, e := range es {
+			first, last := e.k>>16, e.k>>16
+			if bits < 16 {
+				last = first | (1<<(16-bits) - 1)
+			}
+			for x := first; x <= last; x++ {
+				s.in16[x>>6] |= 1 << (x & 63)
+			}
+		}
 	}
 	for bits, es := range b.v6 {
 		slices.SortStableFunc(es, func(x, y entry6) int { return cmp6(x.k, y.k) })
