@@ -32,10 +32,12 @@ import (
 //     internal domains given.
 //
 // Queries that an earlier stage trusted are not checked: a question name
-// on an allowlist, an RPZ passthru, a walled-garden name of a
-// quarantined client (the remediation domains stay reachable whatever
-// they resolve to), and monitor-mode matches, which were recorded
-// already. Only queries that reached detection and passed are checked.
+// on an allowlist, a walled-garden name of a quarantined client (the
+// remediation domains stay reachable whatever they resolve to), and
+// monitor-mode matches, which were recorded already. Only queries that
+// reached detection and passed are checked. An RPZ passthru (QNAME or
+// client IP) passes its own zone only, as on the question side: the
+// other lists and rebind_protect still check the answer.
 //
 // The records are scanned, not followed, so a CNAME loop costs one check
 // per record like any chain. An answer with more than maxAnswerNames
