@@ -63,7 +63,6 @@ const (
 
 // answerStage is the configuration of the answer-side checks.
 type answerStage struct {
-	ips         []*blocklist.List // iplist lists, in order
 	addrLists   []*blocklist.List // iplists and blocklists, in the order configured: where answer addresses are looked up
 	rebind      bool              // rebind_protect is on
 	rebindAllow []string          // its internal domains: normalised, no trailing dot
@@ -90,12 +89,19 @@ func (s *Shield) finishAnswer() {
 		s.answer = nil
 		return
 	}
-	a.ips = s.ips
+	// Addresses are looked up in the iplists and in the blocklists that
+	// are or may turn out to be RPZ zones, in the order configured.
+	byName := map[string]*blocklist.List{}
+	for _, l := range s.ips {
+		byName[l.Name()] = l
+	}
+	for _, l := range s.blocks {
+		byName[l.Name()] = l
+	}
+	a.addrLists = nil
 	for _, cfg := range s.lists {
-		for _, l := range append(s.ips, s.blocks...) {
-			if l.Name() == cfg.Name && (cfg.IP || cfg.Format == blocklist.FormatRPZ || cfg.Format == blocklist.FormatAuto) {
-				a.addrLists = append(a.addrLists, l)
-			}
+		if l := byName[cfg.Name]; l != nil && (cfg.IP || cfg.Format == blocklist.FormatRPZ || cfg.Format == blocklist.FormatAuto) {
+			a.addrLists = append(a.addrLists, l)
 		}
 	}
 	s.answer = a

@@ -441,3 +441,19 @@ func BenchmarkAnswerPass(b *testing.B) {
 		}
 	}
 }
+
+// TestAnswerWireWrite: a plugin that writes wire format is checked too.
+func TestAnswerWireWrite(t *testing.T) {
+	s := answerShield(t, nil, []string{"203.0.113.0/24"}, nil)
+	s.Next = plugin.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		b, err := fixedAnswer(t, "wire.example. 60 IN A 203.0.113.1")(r).Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(b)
+		return dns.RcodeSuccess, nil
+	})
+	if m := ask(t, s, "wire.example.", dns.TypeA); m.Rcode != dns.RcodeNameError || !strings.Contains(edeText(m), "203.0.113.1") {
+		t.Errorf("wire-format answer not checked: %v", m)
+	}
+}
