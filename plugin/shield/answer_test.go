@@ -457,3 +457,41 @@ func TestAnswerWireWrite(t *testing.T) {
 		t.Errorf("wire-format answer not checked: %v", m)
 	}
 }
+
+// BenchmarkAnswerHostile measures the bounded cost of hostile answers: a
+// 100-link CNAME chain and 1,000 addresses stop at the caps (64 names,
+// 256 addresses) and are blocked; the 63-link chain is checked whole.
+func BenchmarkAnswerHostile(b *testing.B) {
+	s := answerShield(b, []string{"tracker.test"}, []string{"203.0.113.0/24"}, nil)
+	chain := func(n int) []string {
+		var rrs []string
+		for i := 0; i < n; i++ {
+			rrs = append(rrs, fmt.Sprintf("c%d.example. 60 IN CNAME c%d.example.", i, i+1))
+		}
+		return append(rrs, fmt.Sprintf("c%d.example. 60 IN A 192.0.2.1", n))
+	}
+	var addrs []string
+	for i := 0; i < 1000; i++ {
+		addrs = append(addrs, fmt.Sprintf("big.example. 60 IN A 198.51.%d.%d", i/256, i%256))
+	}
+	r := new(dns.Msg)
+	r.SetQuestion("q.example.", dns.TypeA)
+	w := &test.ResponseWriter{}
+	ctx := context.Background()
+	for _, c := range []struct {
+		name   string
+		answer []string
+	}{{"chain63", chain(63)}, {"chain100", chain(100)}, {"addrs1000", addrs}} {
+		m := fixedAnswer(b, c.answer...)(r)
+		s.Next = plugin.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+			w.WriteMsg(m)
+			return dns.RcodeSuccess, nil
+		})
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				s.ServeDNS(ctx, w, r)
+			}
+		})
+	}
+}
