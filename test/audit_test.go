@@ -47,6 +47,7 @@ type auditLine struct {
 		Reason      string   `json:"reason"`
 		Expires     string   `json:"expires"`
 		Evidence    []string `json:"evidence"`
+		AnswerMatch string   `json:"answer_match"`
 	} `json:"shield"`
 }
 

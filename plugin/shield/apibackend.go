@@ -42,7 +42,7 @@ func (b backend) Status() api.Status {
 			ls := api.ListStatus{Name: l.Name(), Kind: kind}
 			if snap := l.Snapshot(); snap != nil {
 				t := snap.Loaded.UTC()
-				ls.Format, ls.Version, ls.Entries, ls.LastReload = snap.Format.String(), snap.Version, snap.Set.Len(), &t
+				ls.Format, ls.Version, ls.Entries, ls.LastReload = snap.Format.String(), snap.Version, snap.Len(), &t
 			}
 			if err := l.LastError(); err != nil {
 				ls.LastError = err.Error()
@@ -68,6 +68,7 @@ func (b backend) Status() api.Status {
 	}
 	add("blocklist", s.blocks)
 	add("allowlist", s.allows)
+	add("iplist", s.ips)
 	add("walled_garden", s.gardenLists())
 	st.Quarantines, st.Blocks = s.warden.store.Counts()
 	return st
@@ -120,7 +121,7 @@ func (b backend) Explain(name string, client netip.Addr) (api.Explanation, error
 			e.Why = append(e.Why, quarantined.EDEText+" (monitor mode: not enforced)")
 		}
 	}
-	switch match := s.matchLists(norm); {
+	switch match := s.matchLists(norm, nil); {
 	case match.allow != nil:
 		e.Verdict, e.List, e.Rule, e.ListVersion = "allow", match.allow.Name(), n[match.rule.Start:], match.snap.Version
 		e.Why = append(e.Why, "allowed by list "+match.allow.Name())

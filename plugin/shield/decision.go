@@ -3,6 +3,8 @@ package shield
 import (
 	"net/netip"
 	"time"
+
+	"github.com/dnsshield/shield/plugin/shield/blocklist"
 )
 
 // Decision is what one stage of the query path decided about a query, and
@@ -45,12 +47,17 @@ type detail struct {
 	expires time.Time // when it ends
 
 	// The answer, for verbAnswer.
-	action  action    // how the query is answered (actDrop: not at all)
-	edeCode uint16    // RFC 8914 INFO-CODE: 15 Blocked (lists, containment) or 17 Filtered (detection)
-	edeText string    // its EXTRA-TEXT
-	zone    string    // the fully qualified owner of a negative answer's SOA
-	ttlCap  uint32    // every TTL of the answer at most this many seconds; 0 for no cap
-	sink    *sinkhole // where actSinkhole points: the block action's addresses or the quarantine's
+	action  action               // how the query is answered (actDrop: not at all)
+	edeCode uint16               // RFC 8914 INFO-CODE: 15 Blocked (lists, containment) or 17 Filtered (detection)
+	edeText string               // its EXTRA-TEXT
+	zone    string               // the fully qualified owner of a negative answer's SOA
+	ttlCap  uint32               // every TTL of the answer at most this many seconds; 0 for no cap
+	sink    *sinkhole            // where actSinkhole points: the block action's addresses or the quarantine's
+	local   *blocklist.LocalData // what actLocal answers: an RPZ rule's local data
+
+	// answer is shield.answer_match: the element of the upstream's answer
+	// that the answer stage matched, as "CNAME name." or "A 192.0.2.1".
+	answer string
 
 	// escalationKind is what the block counts as on the escalation ladder:
 	// the list name, "emergency" or the detector name. "" does not count.
@@ -85,6 +92,7 @@ const (
 	fromEmergency         // an emergency block
 	fromList              // an allowlist or a blocklist
 	fromDetector          // the detection engine
+	fromAnswer            // the answer stage's own rules: rebinding protection and the size limits (answer.go)
 )
 
 // countsAsListHit reports whether a match from src is counted in
@@ -112,6 +120,7 @@ const (
 	actRefused
 	actDrop
 	actSinkhole
+	actLocal // an RPZ rule's local data: a CNAME to a walled garden, or addresses
 )
 
 var actionByName = map[string]action{

@@ -77,7 +77,11 @@ func parseListArgs(c *caddy.Controller, opt, name string, args []string) (src st
 		}
 	}
 	if len(rest) > 0 && !isFeedOption(rest[0]) {
-		f, err := blocklist.ParseFormat(rest[0])
+		parseFormat := blocklist.ParseFormat
+		if opt == "iplist" {
+			parseFormat = parseIPListFormat // answersetup.go
+		}
+		f, err := parseFormat(rest[0])
 		if err != nil {
 			return "", format, nil, c.Errf("%s %q: %v", opt, name, err)
 		}
@@ -269,7 +273,7 @@ func (s *Shield) isFeedList(l *blocklist.List) bool {
 // a feed list is never watched (it has no file of its own).
 func (s *Shield) fileLists() []*blocklist.List {
 	var out []*blocklist.List
-	for _, group := range [][]*blocklist.List{s.allows, s.blocks, s.gardenLists()} {
+	for _, group := range [][]*blocklist.List{s.allows, s.blocks, s.ips, s.gardenLists()} {
 		for _, l := range group {
 			if !s.isFeedList(l) {
 				out = append(out, l)

@@ -143,12 +143,12 @@ func (s *Shield) onLoad(l *blocklist.List, changed bool, err error) {
 	}
 	snap := l.Snapshot()
 	reloads.WithLabelValues(name).Inc()
-	listEntries.WithLabelValues(name).Set(float64(snap.Set.Len()))
+	listEntries.WithLabelValues(name).Set(float64(snap.Len()))
 	listSkipped.WithLabelValues(name, "invalid").Set(float64(snap.Stats.Invalid))
 	listSkipped.WithLabelValues(name, "unsupported").Set(float64(snap.Stats.Unsupported))
 	lastReload.WithLabelValues(name).Set(float64(snap.Loaded.UnixNano()) / 1e9)
 	loadSeconds.WithLabelValues(name).Set(snap.Elapsed.Seconds())
-	if snap.Set.Len() >= bigList {
+	if snap.Len() >= bigList {
 		// Building a big list leaves its scratch memory (the builder's
 		// arrays, the old version) to the garbage collector, and the Go
 		// runtime returns freed pages to the OS only slowly. Hand them
@@ -156,6 +156,6 @@ func (s *Shield) onLoad(l *blocklist.List, changed bool, err error) {
 		debug.FreeOSMemory()
 	}
 	log.Infof("list %q: version %s in force: %d names (%s, %d lines, %d invalid, %d unsupported) in %s",
-		name, snap.Version, snap.Set.Len(), snap.Format, snap.Stats.Lines, snap.Stats.Invalid, snap.Stats.Unsupported,
+		name, snap.Version, snap.Len(), snap.Format, snap.Stats.Lines, snap.Stats.Invalid, snap.Stats.Unsupported,
 		snap.Elapsed.Round(100*time.Microsecond))
 }

@@ -19,6 +19,13 @@ var (
 		Help:      "Queries seen by shield, by the action taken: pass, allow, block, sinkhole, monitor, quarantine, walled_garden, or refused (a zone transfer).",
 	}, []string{"server", "action"})
 
+	answerBlocks = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "answer_blocks_total",
+		Help:      "Answers blocked (or, in monitor mode, recorded) by the answer stage, by trigger: cname, dname, svcb (SVCB and HTTPS targets), ip (an iplist or an rpz-ip rule), rebind, or limit (an answer too big to check).",
+	}, []string{"server", "trigger"})
+
 	listHits = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: "shield",

@@ -21,5 +21,10 @@ func (s *Shield) Ready() bool {
 			return false
 		}
 	}
+	for _, l := range s.ips {
+		if l.Snapshot() == nil {
+			return false
+		}
+	}
 	return true
 }

@@ -75,6 +75,11 @@ func (s *Shield) reply(r *dns.Msg, d *detail) *dns.Msg {
 		if len(m.Answer) == 0 {
 			m.Ns = []dns.RR{s.soa(d.zone)}
 		}
+	case actLocal:
+		m.Answer = s.localRecords(r.Question[0], d.local) // answer.go
+		if len(m.Answer) == 0 {
+			m.Ns = []dns.RR{s.soa(d.zone)}
+		}
 	default: // actNoData
 		m.Ns = []dns.RR{s.soa(d.zone)}
 	}
@@ -163,6 +168,7 @@ func (s *Shield) record(q *query, d *detail) {
 		Score:       d.score,
 		Reasons:     d.reasons,
 		Domain:      d.domain,
+		AnswerMatch: d.answer,
 		Actor:       d.actor,
 		Reason:      d.reason,
 		Expires:     d.expires,

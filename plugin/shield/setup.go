@@ -88,14 +88,16 @@ func parse(c *caddy.Controller) (*Shield, error) {
 		}
 	}
 	if len(s.lists) == 0 {
-		return nil, c.Err("at least one blocklist or allowlist is required")
+		return nil, c.Err("at least one blocklist, allowlist or iplist is required")
 	}
 	// Lists are made last so that max_shrink and max_invalid apply to
 	// every list wherever they appear in the block.
 	for _, cfg := range s.lists {
 		cfg.MaxShrink, cfg.MaxInvalid, cfg.Settle = s.maxShrink, s.maxInvalid, settle
 		l := s.newList(cfg)
-		if cfg.Allow {
+		if cfg.IP {
+			s.ips = append(s.ips, l)
+		} else if cfg.Allow {
 			s.allows = append(s.allows, l)
 		} else {
 			s.blocks = append(s.blocks, l)
@@ -104,6 +106,7 @@ func parse(c *caddy.Controller) (*Shield, error) {
 	if s.action == actSinkhole && len(s.sink.v4) == 0 && len(s.sink.v6) == 0 {
 		return nil, c.Err("action sinkhole needs at least one address")
 	}
+	s.finishAnswer() // answer.go
 	if err := s.finishContain(c); err != nil {
 		return nil, err
 	}
@@ -117,7 +120,7 @@ func parseOption(c *caddy.Controller, s *Shield, root string) error {
 	opt := c.Val()
 	args := c.RemainingArgs()
 	switch opt {
-	case "blocklist", "allowlist":
+	case "blocklist", "allowlist", "iplist":
 		if len(args) < 2 {
 			return c.Errf("%s needs NAME SOURCE [FORMAT], got %d arguments", opt, len(args))
 		}
@@ -145,7 +148,7 @@ func parseOption(c *caddy.Controller, s *Shield, root string) error {
 		} else if !filepath.IsAbs(src) && root != "" {
 			src = filepath.Join(root, src)
 		}
-		s.lists = append(s.lists, blocklist.Config{Name: name, Path: src, Format: format, Allow: opt == "allowlist"})
+		s.lists = append(s.lists, blocklist.Config{Name: name, Path: src, Format: format, Allow: opt == "allowlist", IP: opt == "iplist"})
 	case "action":
 		if len(args) == 0 {
 			return c.ArgErr()
@@ -248,6 +251,9 @@ func parseOption(c *caddy.Controller, s *Shield, root string) error {
 		}
 		s.observer = args[0]
 	default:
+		if handled, err := parseAnswerOption(c, s, opt, args); handled { // answersetup.go
+			return err
+		}
 		if handled, err := parseContainOption(c, s, opt, args, root); handled {
 			return err
 		}

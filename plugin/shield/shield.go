@@ -22,7 +22,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/coredns/coredns/plugin"
@@ -44,6 +43,9 @@ type Shield struct {
 	lists  []blocklist.Config // as configured, in order
 	allows []*blocklist.List
 	blocks []*blocklist.List
+	ips    []*blocklist.List // iplist: addresses for the answer stage
+
+	answer *answerStage // the answer-side checks (answer.go); nil when off
 
 	action  action
 	sink    sinkhole // the addresses of action sinkhole
@@ -110,8 +112,13 @@ func (s *Shield) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 	case answered:
 		return dns.RcodeSuccess, nil
 	case passObserved:
-		return s.passObserving(ctx, server, w, r, &scored)
+		return s.passChecking(ctx, server, w, r, &scored, true, s.answer != nil) // answer.go
+	case passOn:
+		if s.answer != nil {
+			return s.passChecking(ctx, server, w, r, &scored, false, true)
+		}
 	}
+	// passTrusted, and passOn with the answer stage off.
 	return plugin.NextOrFailure(s.Name(), s.Next, ctx, w, r)
 }
 
@@ -121,8 +128,9 @@ type outcome uint8
 const (
 	askNextStage outcome = iota // nothing decided yet: the next stage decides
 	answered                    // shield answered the query (or dropped it)
-	passOn                      // the query goes on to the next plugin
+	passOn                      // the query goes on to the next plugin, and its answer to the answer stage
 	passObserved                // it goes on, and the answer's rcode goes back to the detection engine
+	passTrusted                 // it goes on, and its answer is not checked: an allowlisted or walled-garden name
 )
 
 // decideAndAct normalises the question, asks the stages in order and acts
@@ -150,13 +158,24 @@ func (s *Shield) decideAndAct(server string, w dns.ResponseWriter, r *dns.Msg, s
 	if next := s.act(&q, s.decideTransfer(&q)); next != askNextStage { // this file, respond.go
 		return next
 	}
+	// A name that containment or the lists let pass was trusted (a walled
+	// garden, an allowlist, a passthru) or, in monitor mode, recorded:
+	// the answer stage leaves its answer alone.
 	if next := s.act(&q, s.decideContainment(&q)); next != askNextStage { // contain.go
-		return next
+		return trusted(next)
 	}
 	if next := s.act(&q, s.decideLists(&q)); next != askNextStage { // lists.go
-		return next
+		return trusted(next)
 	}
 	return s.act(&q, s.decideDetection(&q)) // detect.go
+}
+
+// trusted turns passOn into passTrusted.
+func trusted(o outcome) outcome {
+	if o == passOn {
+		return passTrusted
+	}
+	return o
 }
 
 // decideTransfer refuses a zone transfer (AXFR, IXFR), whatever the
@@ -227,27 +246,6 @@ func clientAddr(w dns.ResponseWriter) netip.Addr {
 	return netip.Addr{}
 }
 
-// passObserving passes the query on through an rcodeWriter and feeds the
-// rcode of the answer to the detection engine: an NXDOMAIN for a suspect
-// client's new domain like its burst is evidence of its own, and the
-// engine turns the query into an alert (score.Engine.ObserveResponse).
-func (s *Shield) passObserving(ctx context.Context, server string, w dns.ResponseWriter, r *dns.Msg, scored *score.Result) (int, error) {
-	rw := rcodeWriters.Get().(*rcodeWriter)
-	rw.ResponseWriter, rw.rcode = w, -1
-	rc, err := plugin.NextOrFailure(s.Name(), s.Next, ctx, rw, r)
-	rcode := rw.rcode
-	rw.ResponseWriter = nil
-	rcodeWriters.Put(rw)
-	if rcode < 0 && err == nil && !plugin.ClientWrite(rc) {
-		// The next plugin did not write: the server answers with rc.
-		rcode = rc
-	}
-	if rcode >= 0 && s.detection.engine.ObserveResponse(scored, rcode) {
-		s.actOnAnswerAlert(server, w, r, scored)
-	}
-	return rc, err
-}
-
 // actOnAnswerAlert records the alert that the answer raised. It has a
 // frame of its own, like decideAndAct, so that its temporaries are not on
 // the stack while the next plugin runs.
@@ -257,23 +255,3 @@ func (s *Shield) actOnAnswerAlert(server string, w dns.ResponseWriter, r *dns.Ms
 	q := query{request: &request{w: w, r: r, server: server}, scored: scored}
 	s.act(&q, answerAlert(scored)) // detect.go
 }
-
-// rcodeWriter passes a response through and remembers its rcode.
-type rcodeWriter struct {
-	dns.ResponseWriter
-	rcode int
-}
-
-func (w *rcodeWriter) WriteMsg(m *dns.Msg) error {
-	w.rcode = m.Rcode
-	return w.ResponseWriter.WriteMsg(m)
-}
-
-func (w *rcodeWriter) Write(b []byte) (int, error) {
-	if len(b) >= 4 {
-		w.rcode = int(b[3] & 0x0f)
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-var rcodeWriters = sync.Pool{New: func() any { return new(rcodeWriter) }}

@@ -26,6 +26,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/debug"
 	_ "github.com/coredns/coredns/plugin/dnstap"
 	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/file"
 	_ "github.com/coredns/coredns/plugin/forward"
 	_ "github.com/coredns/coredns/plugin/header"
 	_ "github.com/coredns/coredns/plugin/health"
@@ -86,6 +87,7 @@ var Directives = []string{
 	"minimal",
 	"template",
 	"hosts",
+	"file",
 	"loop",
 	"forward",
 	"whoami",

@@ -68,6 +68,7 @@ type Record struct {
 	Expires     time.Time  // shield.expires: when a containment ends
 	Evidence    []string   // shield.evidence
 	Domain      string     // shield.registered_domain
+	AnswerMatch string     // shield.answer_match: the answer element that matched, such as "CNAME evil.example." or "A 203.0.113.7"
 }
 
 // eventClass returns the ECS event.kind and the single event.type for an
@@ -157,7 +158,7 @@ func AppendJSON(dst []byte, r *Record) []byte {
 
 	hasScore := r.Score != 0 || len(r.Reasons) > 0
 	if r.ListVersion != "" || r.Mode != "" || hasScore || r.Domain != "" ||
-		r.Actor != "" || r.Reason != "" || !r.Expires.IsZero() || len(r.Evidence) > 0 {
+		r.Actor != "" || r.Reason != "" || !r.Expires.IsZero() || len(r.Evidence) > 0 || r.AnswerMatch != "" {
 		dst = append(dst, `,"shield":{`...)
 		o := object{}
 		dst = o.str(dst, "list_version", r.ListVersion)
@@ -175,6 +176,7 @@ func AppendJSON(dst []byte, r *Record) []byte {
 			dst = appendTime(dst, r.Expires)
 		}
 		dst = o.list(dst, "evidence", r.Evidence)
+		dst = o.str(dst, "answer_match", r.AnswerMatch)
 		dst = append(dst, '}')
 	}
 

@@ -50,6 +50,7 @@ type doc struct {
 		Reason      string   `json:"reason"`
 		Expires     string   `json:"expires"`
 		Evidence    []string `json:"evidence"`
+		AnswerMatch string   `json:"answer_match"`
 	} `json:"shield"`
 }
 
@@ -144,6 +145,15 @@ func TestAppendJSONContainment(t *testing.T) {
 		`"evidence":["c2.example. x42",""]}}` + "\n"
 	if got != want {
 		t.Errorf("AppendJSON:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestAppendJSONAnswerMatch(t *testing.T) {
+	r := Record{Time: time.Unix(0, 0), Action: ActionBlock, QName: "clean.example.", RuleName: "evil.example",
+		Ruleset: "malware", AnswerMatch: "CNAME cdn.evil.example.\n"}
+	d := decodeLine(t, AppendJSON(nil, &r))
+	if d.Shield == nil || d.Shield.AnswerMatch != "CNAME cdn.evil.example.\n" {
+		t.Errorf("answer_match not written: %+v", d.Shield)
 	}
 }
 

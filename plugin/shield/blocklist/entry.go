@@ -22,7 +22,7 @@ const (
 	ActAllow           // adblock "@@" exception, RPZ "rpz-passthru."
 )
 
-var actionNames = [...]string{"none", "block", "nxdomain", "nodata", "drop", "allow"}
+var actionNames = [...]string{"none", "block", "nxdomain", "nodata", "drop", "allow", "local"}
 
 // String returns the lower-case name of the action.
 func (a Action) String() string {

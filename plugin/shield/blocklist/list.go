@@ -14,10 +14,12 @@ import (
 
 // Snapshot is one successfully loaded version of a list. It is immutable.
 type Snapshot struct {
-	Set     *Set
-	Version string // content hash: the first 16 hex digits of the SHA-256 of the file
-	Format  Format // the format used (detected when not configured)
-	Stats   Stats  // what the parser saw
+	Set     *Set       // the names; nil for an IP list
+	IPs     *IPSet     // the addresses of an IP list (Config.IP); nil otherwise
+	RPZ     *RPZPolicy // an RPZ block list's other triggers and local data; nil otherwise
+	Version string     // content hash: the first 16 hex digits of the SHA-256 of the file
+	Format  Format     // the format used (detected when not configured)
+	Stats   Stats      // what the parser saw
 	Loaded  time.Time
 	Elapsed time.Duration // read + parse + build
 }
@@ -30,6 +32,10 @@ type Config struct {
 	// Allow marks an allowlist: every entry, whatever its action in the
 	// file, allows the name and the names below it.
 	Allow bool
+	// IP marks an IP list: addresses and CIDRs instead of names (see
+	// iplist.go). Its Format is FormatDomains (plain), FormatHosts or
+	// FormatAuto.
+	IP bool
 	// MaxInvalid is the largest share of invalid lines (of invalid plus
 	// entries) an update may have; above it the update is refused.
 	MaxInvalid float64
@@ -193,6 +199,9 @@ func (l *List) loadFrom(path string, want *fileSig) (bool, error) {
 	// a million-name list is never held in memory as text.
 	h := sha256.New()
 	br := bufio.NewReaderSize(io.TeeReader(src, h), 256<<10)
+	if l.cfg.IP {
+		return l.loadIPs(br, h, f, want, start) // iplist.go
+	}
 	format := l.cfg.Format
 	if format == FormatAuto {
 		head, err := br.Peek(64 << 10)
@@ -205,10 +214,14 @@ func (l *List) loadFrom(path string, want *fileSig) (bool, error) {
 	// bytes a line) so a big list is not regrown while it is built.
 	b := NewBuilder(int(min(size/16+16, 1<<26)))
 	var sink Sink = b
+	var rpz *rpzBuilder // an RPZ block list keeps its IP triggers and local data
 	if l.cfg.Allow {
 		sink = allowSink{b}
 	} else if format == FormatAdblock {
 		b.AllowWins = true
+	} else if format == FormatRPZ {
+		rpz = &rpzBuilder{Builder: b}
+		sink = rpz
 	}
 	st, err := Parse(br, format, sink)
 	if err != nil {
@@ -235,14 +248,18 @@ func (l *List) loadFrom(path string, want *fileSig) (bool, error) {
 		return false, l.fail(FailGarbage, fmt.Errorf("%d of %d rule lines are invalid (%.0f%% > %.0f%%), first: %v",
 			st.Invalid, st.Invalid+st.Entries, 100*bad, 100*l.cfg.MaxInvalid, st.Samples))
 	}
-	set := b.Build()
+	next := &Snapshot{Set: b.Build(), Version: version, Format: format, Stats: st}
+	if rpz != nil {
+		next.RPZ = rpz.policy()
+	}
 	if prev != nil && l.cfg.MaxShrink < 1 {
-		if floor := float64(prev.Set.Len()) * (1 - l.cfg.MaxShrink); float64(set.Len()) < floor {
+		if floor := float64(prev.Len()) * (1 - l.cfg.MaxShrink); float64(next.Len()) < floor {
 			return false, l.fail(FailShrink, fmt.Errorf("update has %d names, down from %d (more than %.0f%% fewer); keeping version %s",
-				set.Len(), prev.Set.Len(), 100*l.cfg.MaxShrink, prev.Version))
+				next.Len(), prev.Len(), 100*l.cfg.MaxShrink, prev.Version))
 		}
 	}
-	l.cur.Store(&Snapshot{Set: set, Version: version, Format: format, Stats: st, Loaded: time.Now(), Elapsed: time.Since(start)})
+	next.Loaded, next.Elapsed = time.Now(), time.Since(start)
+	l.cur.Store(next)
 	return true, nil
 }
 

@@ -6,8 +6,10 @@ import "bytes"
 // with one of them is not a query name.
 var rpzTriggers = [...]string{"rpz-ip", "rpz-nsdname", "rpz-nsip", "rpz-client-ip"}
 
-// rpzLine parses one line of an RPZ zone file. Only QNAME triggers with the
-// standard CNAME actions become entries.
+// rpzLine parses one line of an RPZ zone file. QNAME triggers with the
+// standard CNAME actions become entries of any Sink; IP triggers and local
+// data become entries of a Sink that keeps them (rpzSink, see
+// rpzpolicy.go) and are counted as unsupported otherwise.
 func (p *parser) rpzLine(line []byte) {
 	line, open := p.zoneScan(line)
 	if open {
@@ -53,9 +55,18 @@ func (p *parser) rpzLine(line []byte) {
 		p.reject(true, reasonApex)
 		return
 	case hasRPZTrigger(name):
+		trigger, rest := rpzTrigger(name)
+		if rs, ok := p.sink.(rpzSink); ok && trigger != "" && len(rest) > 0 {
+			p.rpzIPRule(rs, trigger, rest, typ, rdata)
+			return
+		}
 		p.reject(true, reasonTrigger)
 		return
 	case !equalFold(typ, "cname"):
+		if rs, ok := p.sink.(rpzSink); ok {
+			p.rpzLocal(rs, name, typ, rdata)
+			return
+		}
 		p.reject(true, reasonLocalData)
 		return
 	}
@@ -84,8 +95,12 @@ func (p *parser) rpzLine(line []byte) {
 	case equalFold(target, "rpz-tcp-only."):
 		p.reject(true, reasonTCPOnly)
 		return
-	default:
-		p.reject(true, reasonLocalData) // CNAME to a walled garden
+	default: // CNAME to a walled garden
+		if rs, ok := p.sink.(rpzSink); ok {
+			p.rpzLocal(rs, name, typ, rdata)
+			return
+		}
+		p.reject(true, reasonLocalData)
 		return
 	}
 	if len(name) == 1 && name[0] == '*' {
