@@ -288,3 +288,26 @@ func TestDGAEvidenceTable(t *testing.T) {
 		t.Errorf("another client's evidence: %d %d", lex, nx)
 	}
 }
+
+var sinkTier uint8
+
+// BenchmarkDGATier is the DGA model's cost on a 14-character label: the
+// trigram tier, against BenchmarkDGABigram, the bigram model it replaces
+// in Score (both one pass over the label).
+func BenchmarkDGATier(b *testing.B) {
+	label := []byte("qjswqelqwgrqki")
+	for i := 0; i < b.N; i++ {
+		t, _ := dgaTier(label)
+		sinkTier += t
+	}
+}
+
+func BenchmarkDGABigram(b *testing.B) {
+	label := []byte("qjswqelqwgrqki")
+	for i := 0; i < b.N; i++ {
+		c, _ := labelCost(label)
+		if c >= 6.64 {
+			sinkTier++
+		}
+	}
+}
