@@ -874,8 +874,10 @@ func (e *Engine) ObserveResponse(res *Result, rcode int) bool {
 	if newNX {
 		dNX = evNX
 	}
+	// At least two failed domains, and with the run of DGA-like labels
+	// at least evAlert in all.
 	lexEv, nxEv := e.dgaEv.add(res.ckey, 0, dNX, now, e.sEpochLen)
-	dgaAlert := nxEv+lexEv >= evAlert
+	dgaAlert := nxEv >= 2*evNX && nxEv+lexEv >= evAlert
 	if (!alert && !dgaAlert) || e.cfg.NoDGA {
 		return false
 	}
