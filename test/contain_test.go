@@ -62,7 +62,10 @@ func startContain(t *testing.T, env *containEnv, body string) *containEnv {
 		env.state = filepath.Join(env.dir, "state.json")
 		writeFile(t, env.dir, "c2.txt", "evil.test\nc2-a.test\nc2-b.test\nc2-c.test\n")
 		writeFile(t, env.dir, "edr.txt", "edr.test\npatch.example\n")
-		writeFile(t, env.dir, "tokens", "# operators\nops:"+apiToken+"\n")
+		tokens := writeFile(t, env.dir, "tokens", "# operators\nops:"+apiToken+"\n")
+		if err := os.Chmod(tokens, 0o600); err != nil { // shield refuses a tokens file others can read
+			t.Fatal(err)
+		}
 	}
 	var (
 		inst     *caddy.Instance

@@ -106,7 +106,7 @@ func TestBadUpdateKeepsLastGood(t *testing.T) {
 	}
 	p := writeFile(t, dir, "list.txt", good)
 	metricsAddr := freePort(t)
-	r := startCoreDNS(t, shieldCorefile(up, "prometheus "+metricsAddr, "blocklist l "+p+" domains\nreload 200ms 50ms\naudit off"))
+	r := startCoreDNS(t, shieldCorefile(up, "prometheus "+metricsAddr, "blocklist l "+p+" domains\nreload 200ms 50ms\nsettle 100ms\naudit off"))
 	if !blocked(t, r, "bad9.test.") {
 		t.Fatal("initial list not in force")
 	}
@@ -158,7 +158,7 @@ func TestFailedReloadStopsAbandonedShield(t *testing.T) {
 	}
 	defer busy.Close()
 	_, port, _ := net.SplitHostPort(busy.Addr().String())
-	bad := shieldCorefile(up, "prometheus "+metricsAddr, "blocklist orphan "+orphan+"\nreload 100ms 10ms\naudit off") +
+	bad := shieldCorefile(up, "prometheus "+metricsAddr, "blocklist orphan "+orphan+"\nreload 100ms 10ms\nsettle 100ms\naudit off") +
 		".:" + port + " {\n bind 127.0.0.1\n whoami\n}\n"
 	startMu.Lock()
 	inst, err := r.inst.Restart(corefileInput(bad))
@@ -173,7 +173,8 @@ func TestFailedReloadStopsAbandonedShield(t *testing.T) {
 	if reloads() != 1 {
 		t.Fatalf("the abandoned shield did not start: orphan reloads %v", reloads())
 	}
-	// Its watcher would load this within a few 100 ms polls.
+	// Its watcher would load this within a few 100 ms polls (the settle
+	// window is 100 ms).
 	os.WriteFile(orphan, []byte("orphan.test\nmore.test\n"), 0o644)
 	time.Sleep(1500 * time.Millisecond)
 	if n := reloads(); n != 1 {

@@ -1,10 +1,11 @@
 package shield
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,15 +28,15 @@ func containShield(tb testing.TB, nq, nb int) *Shield {
 	}
 	for i := range nq {
 		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 32)
-		if _, err := s.contain.store.Quarantine(p, time.Hour, "bench", "test", nil); err != nil {
+		if _, err := s.warden.store.Quarantine(p, time.Hour, "bench", "test", nil); err != nil {
 			tb.Fatal(err)
 		}
 	}
 	if nq > 0 {
-		s.contain.store.Quarantine(netip.MustParsePrefix("10.2.0.0/16"), time.Hour, "bench", "test", nil)
+		s.warden.store.Quarantine(netip.MustParsePrefix("10.2.0.0/16"), time.Hour, "bench", "test", nil)
 	}
 	for i := range nb {
-		if _, err := s.contain.store.AddBlock("b"+itoa(i)+".test", time.Hour, "bench", "test"); err != nil {
+		if _, err := s.warden.store.AddBlock("b"+itoa(i)+".test", time.Hour, "bench", "test"); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -66,13 +67,12 @@ func TestServeContainPassDoesNotAllocate(t *testing.T) {
 		r := new(dns.Msg)
 		r.SetQuestion("www.example.org.", dns.TypeA)
 		name := []byte("www.example.org")
-		client := netip.MustParseAddr("10.240.0.1")
-		ctx := context.Background()
 		if allocs := testing.AllocsPerRun(200, func() {
-			if done, _, _ := s.serveContain(ctx, "dns://:53", w, r, name); done {
+			q := query{request: &request{w: w, r: r, server: "dns://:53"}, name: name}
+			if d := s.decideContainment(&q); d.verb != verbUndecided || d.detail != nil {
 				t.Fatal("answered a query it should pass")
 			}
-			s.noteBlock(client, "ads", "x.ads.test.", nil)
+			s.noteEscalation(&q, "ads", nil)
 		}); allocs != 0 {
 			t.Errorf("%d entries: %v allocations per query", n, allocs)
 		}
@@ -85,10 +85,17 @@ func benchServeContain(b *testing.B, n int) {
 	r := new(dns.Msg)
 	r.SetQuestion("a.b.www.example.org.", dns.TypeA)
 	name := []byte("a.b.www.example.org")
-	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		s.serveContain(ctx, "dns://:53", w, r, name)
+		// As decideAndAct does it: a fresh request, the stage, and act on
+		// its decision.
+		var req request
+		req.w, req.r, req.server = w, r, "dns://:53"
+		var q query
+		q.request, q.name = &req, name
+		if s.act(&q, s.decideContainment(&q)) != askNextStage {
+			b.Fatal("answered a query it should pass")
+		}
 	}
 }
 
@@ -113,7 +120,7 @@ func TestContainStopSavesLastChange(t *testing.T) {
 			t.Fatal(err)
 		}
 		client := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 3, 0, byte(i)}), 32)
-		if _, err := s.contain.store.Quarantine(client, time.Hour, "last change", "test", nil); err != nil {
+		if _, err := s.warden.store.Quarantine(client, time.Hour, "last change", "test", nil); err != nil {
 			t.Fatal(err)
 		}
 		s.stopContain()
@@ -123,6 +130,79 @@ func TestContainStopSavesLastChange(t *testing.T) {
 		}
 		if len(st.Quarantines) != i+1 {
 			t.Fatalf("round %d: the state file holds %d quarantines, want %d: the last change was not saved at shutdown", i, len(st.Quarantines), i+1)
+		}
+	}
+}
+
+// TestContainStateWritesCoalesced: a stream of changes rewrites the state
+// file at most once a second (the first change of a quiet period at once,
+// the rest together up to a second later), every change reaches the file
+// without waiting for shutdown, and a change made just before shutdown is
+// written at shutdown.
+func TestContainStateWritesCoalesced(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.json")
+	var mu sync.Mutex
+	var writes []time.Time
+	writeState = func(path string, st contain.State) error {
+		mu.Lock()
+		writes = append(writes, time.Now())
+		mu.Unlock()
+		return contain.SaveState(path, st)
+	}
+	defer func() { writeState = contain.SaveState }()
+	written := func() []time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(writes)
+	}
+	inFile := func() int {
+		st, err := contain.LoadState(state, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(st.Quarantines)
+	}
+
+	s, err := parse(caddy.NewTestController("dns", "shield {\nblocklist c2 /nonexistent\nstate "+state+"\n}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.startContain(); err != nil {
+		t.Fatal(err)
+	}
+	// A change every 25 ms for about a second: without coalescing, each
+	// would be a write of its own.
+	const burst = 40
+	for i := range burst {
+		client := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 5, 0, byte(i)}), 32)
+		if _, err := s.warden.store.Quarantine(client, time.Hour, "burst", "test", nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	// Every change reaches the file without a shutdown.
+	for deadline := time.Now().Add(10 * time.Second); inFile() != burst; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the state file holds %d of %d quarantines", inFile(), burst)
+		}
+	}
+	client := netip.MustParsePrefix("10.5.1.1/32")
+	if _, err := s.warden.store.Quarantine(client, time.Hour, "last", "test", nil); err != nil {
+		t.Fatal(err)
+	}
+	s.stopContain()
+	if n := inFile(); n != burst+1 {
+		t.Errorf("after shutdown the state file holds %d quarantines, want %d", n, burst+1)
+	}
+	got := written()
+	// The burst: one write at once and one or two for the rest; then the
+	// change before shutdown, written at shutdown.
+	if len(got) > 4 {
+		t.Errorf("%d writes for %d changes about a second and one more, want at most 4", len(got), burst+1)
+	}
+	for i := 1; i < len(got)-1; i++ { // the write at shutdown does not wait
+		if gap := got[i].Sub(got[i-1]); gap < saveEvery-10*time.Millisecond {
+			t.Errorf("writes %d and %d are %s apart, want at least %s", i-1, i, gap, saveEvery)
 		}
 	}
 }
@@ -155,10 +235,10 @@ func TestContainGaugesAddUp(t *testing.T) {
 		return s
 	}
 	a, b := start(), start()
-	a.contain.store.Quarantine(netip.MustParsePrefix("10.4.0.1/32"), time.Hour, "r", "test", nil)
-	a.contain.store.AddBlock("a.test", time.Hour, "r", "test")
+	a.warden.store.Quarantine(netip.MustParsePrefix("10.4.0.1/32"), time.Hour, "r", "test", nil)
+	a.warden.store.AddBlock("a.test", time.Hour, "r", "test")
 	waitGauges(1, 1)
-	b.contain.store.Quarantine(netip.MustParsePrefix("10.4.0.2/32"), time.Hour, "r", "test", nil)
+	b.warden.store.Quarantine(netip.MustParsePrefix("10.4.0.2/32"), time.Hour, "r", "test", nil)
 	waitGauges(2, 1)
 	c := start() // a third, empty one must not reset the others' share
 	waitGauges(2, 1)

@@ -28,17 +28,17 @@ func TestParseDetect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := s.detect.cfg
+	cfg := s.detection.options
 	if cfg.Alert != 30 || cfg.Block != 50 || cfg.ShortWindow != 5*time.Minute || cfg.LongWindow != 12*time.Hour ||
 		cfg.Sticky != 2*time.Hour || cfg.Domains != 4096 || cfg.Clients != 2048 || cfg.Verdicts != 1024 ||
-		!cfg.NoDGA || !cfg.NoNewlySeen || cfg.NoTunnel || !cfg.NoDefaultExempt || len(cfg.Exempt) != 3 || s.detect.off {
+		!cfg.NoDGA || !cfg.NoNewlySeen || cfg.NoTunnel || !cfg.NoDefaultExempt || len(cfg.Exempt) != 3 || s.detection.off {
 		t.Errorf("config %+v", cfg)
 	}
 	if err := s.startDetect(); err != nil {
 		t.Fatal(err)
 	}
 	defer s.stopDetect()
-	if s.detect.engine == nil {
+	if s.detection.engine == nil {
 		t.Fatal("no engine")
 	}
 
@@ -85,7 +85,7 @@ func TestDetectOffMakesNoEngine(t *testing.T) {
 	if err := s.startDetect(); err != nil {
 		t.Fatal(err)
 	}
-	if s.detect.engine != nil {
+	if s.detection.engine != nil {
 		t.Error("detect off made an engine")
 	}
 	s.stopDetect()
@@ -162,13 +162,13 @@ func TestServeDetectFeedsRcode(t *testing.T) {
 	benign := &quietWriter{addr: &net.UDPAddr{IP: net.IPv4(192, 0, 2, 9), Port: 5353}}
 	q := new(dns.Msg)
 	q.SetQuestion("www.example.org.", dns.TypeA)
-	s.serveDetect(ctx, "", benign, q, nil)
-	allocs := testing.AllocsPerRun(200, func() { s.serveDetect(ctx, "", benign, q, nil) })
+	s.ServeDNS(ctx, benign, q)
+	allocs := testing.AllocsPerRun(200, func() { s.ServeDNS(ctx, benign, q) })
 	// CoreDNS's own NextOrFailure allocates a writer wrapper (v1.15); the
 	// detection path must add nothing to that.
 	base := testing.AllocsPerRun(200, func() { plugin.NextOrFailure(s.Name(), s.Next, ctx, benign, q) })
 	if allocs > base {
-		t.Errorf("serveDetect allocates %.1f times for a query that passes, NextOrFailure alone %.1f", allocs, base)
+		t.Errorf("the detection path allocates %.1f times for a query that passes, NextOrFailure alone %.1f", allocs, base)
 	}
 	t.Logf("allocations per passing query: %.1f (NextOrFailure alone: %.1f)", allocs, base)
 }

@@ -49,7 +49,7 @@ func (s *Shield) start() error {
 		})
 	}
 	all := append(append([]*blocklist.List(nil), s.allows...), s.blocks...)
-	all = append(all, s.containLists()...)
+	all = append(all, s.gardenLists()...)
 	s.watcher = blocklist.NewWatcher(all, blocklist.WatchOptions{Debounce: s.debounce, Poll: s.poll, OnLoad: s.onLoad})
 	s.watcher.LoadAll()
 	if err := s.watcher.Start(); err != nil {

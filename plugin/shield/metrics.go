@@ -14,7 +14,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: "shield",
 		Name:      "queries_total",
-		Help:      "Queries seen by shield, by the action taken: pass, allow, block, sinkhole or monitor.",
+		Help:      "Queries seen by shield, by the action taken: pass, allow, block, sinkhole, monitor, quarantine, walled_garden, or refused (a zone transfer).",
 	}, []string{"server", "action"})
 
 	listHits = promauto.NewCounterVec(prometheus.CounterOpts{

@@ -4,8 +4,8 @@ package shield
 // once every configured list (walled gardens included) has loaded
 // successfully at least once.
 func (s *Shield) Ready() bool {
-	if s.contain != nil {
-		for _, l := range s.contain.garden {
+	if s.warden != nil {
+		for _, l := range s.warden.garden {
 			if l.Snapshot() == nil {
 				return false
 			}

@@ -60,6 +60,7 @@ func parse(c *caddy.Controller) (*Shield, error) {
 	s.gen = generations.Add(1)
 	root := dnsserver.GetConfig(c).Root
 	seen := false
+	var settle time.Duration // 0: blocklist.DefaultSettle
 	for c.Next() {
 		if seen {
 			return nil, c.Err("shield can only be used once per server block")
@@ -69,6 +70,18 @@ func parse(c *caddy.Controller) (*Shield, error) {
 			return nil, c.ArgErr()
 		}
 		for c.NextBlock() {
+			if c.Val() == "settle" {
+				args := c.RemainingArgs()
+				if len(args) != 1 {
+					return nil, c.ArgErr()
+				}
+				d, err := parseDuration(args[0], 10*time.Millisecond, time.Hour)
+				if err != nil {
+					return nil, c.Errf("invalid settle: %v", err)
+				}
+				settle = d
+				continue
+			}
 			if err := parseOption(c, s, root); err != nil {
 				return nil, err
 			}
@@ -80,7 +93,7 @@ func parse(c *caddy.Controller) (*Shield, error) {
 	// Lists are made last so that max_shrink and max_invalid apply to
 	// every list wherever they appear in the block.
 	for _, cfg := range s.lists {
-		cfg.MaxShrink, cfg.MaxInvalid = s.maxShrink, s.maxInvalid
+		cfg.MaxShrink, cfg.MaxInvalid, cfg.Settle = s.maxShrink, s.maxInvalid, settle
 		l := blocklist.NewList(cfg)
 		if cfg.Allow {
 			s.allows = append(s.allows, l)
@@ -88,7 +101,7 @@ func parse(c *caddy.Controller) (*Shield, error) {
 			s.blocks = append(s.blocks, l)
 		}
 	}
-	if s.action == actSinkhole && len(s.sink4) == 0 && len(s.sink6) == 0 {
+	if s.action == actSinkhole && len(s.sink.v4) == 0 && len(s.sink.v6) == 0 {
 		return nil, c.Err("action sinkhole needs at least one address")
 	}
 	if err := s.finishContain(c); err != nil {
@@ -141,7 +154,7 @@ func parseOption(c *caddy.Controller, s *Shield, root string) error {
 			return c.Errf("action %s takes no addresses", args[0])
 		}
 		s.action = a
-		s.sink4, s.sink6 = nil, nil
+		s.sink.v4, s.sink.v6 = nil, nil
 		for _, v := range args[1:] {
 			ip, err := netip.ParseAddr(v)
 			if err != nil || ip.Zone() != "" {
@@ -149,9 +162,9 @@ func parseOption(c *caddy.Controller, s *Shield, root string) error {
 			}
 			ip = ip.Unmap()
 			if ip.Is4() {
-				s.sink4 = append(s.sink4, ip)
+				s.sink.v4 = append(s.sink.v4, ip)
 			} else {
-				s.sink6 = append(s.sink6, ip)
+				s.sink.v6 = append(s.sink.v6, ip)
 			}
 		}
 		if a == actSinkhole && len(args) == 1 {

@@ -52,8 +52,8 @@ func TestParse(t *testing.T) {
 			if c := s.allows[0].Config(); !c.Allow || c.Format != blocklist.FormatDomains {
 				t.Errorf("allow config %+v", c)
 			}
-			if s.action != actSinkhole || len(s.sink4) != 2 || len(s.sink6) != 1 || s.sink4[1] != netip.MustParseAddr("10.0.0.2") {
-				t.Errorf("sinkhole %v %v", s.sink4, s.sink6)
+			if s.action != actSinkhole || len(s.sink.v4) != 2 || len(s.sink.v6) != 1 || s.sink.v4[1] != netip.MustParseAddr("10.0.0.2") {
+				t.Errorf("sinkhole %v %v", s.sink.v4, s.sink.v6)
 			}
 			if s.ttl != 60 || !s.monitor || s.auditPath != "/var/log/shield.json" || s.auditSize != 10<<20 || s.auditKeep != 3 || s.auditQueue != 100 {
 				t.Errorf("options %+v", s)
@@ -111,6 +111,12 @@ func TestParse(t *testing.T) {
 		{"reload bad", "shield {\nblocklist a /a\nreload 1ms\n}", "invalid reload poll", nil},
 		{"reload debounce bad", "shield {\nblocklist a /a\nreload 2s forever\n}", "invalid reload debounce", nil},
 		{"observer missing", "shield {\nblocklist a /a\nobserver\n}", "Wrong argument count", nil},
+		{"settle", "shield {\nblocklist a /a\nsettle 500ms\nallowlist b /b\n}", "", func(t *testing.T, s *Shield) {
+			if s.blocks[0].Config().Settle != 500*time.Millisecond || s.allows[0].Config().Settle != 500*time.Millisecond {
+				t.Errorf("settle %s %s", s.blocks[0].Config().Settle, s.allows[0].Config().Settle)
+			}
+		}},
+		{"settle bad", "shield {\nblocklist a /a\nsettle soon\n}", "invalid settle", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

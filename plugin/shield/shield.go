@@ -8,13 +8,21 @@
 //
 // This package is the CoreDNS glue only: parsing the Corefile, serving
 // queries, metrics, logging and readiness. The list formats and the
-// matcher live in package blocklist, the audit records in package audit.
+// matcher live in package blocklist, the audit records in package audit,
+// the containment state in package contain, the detection engine in
+// package score and the management API in package api.
+//
+// A query's path: ServeDNS (this file) refuses zone transfers and asks
+// the stages in order, the containment (contain.go), the lists (lists.go)
+// and detection (detect.go). Each returns a Decision (decision.go) and does nothing
+// else; act (respond.go) carries it out.
 package shield
 
 import (
 	"context"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/coredns/coredns/plugin"
@@ -22,6 +30,7 @@ import (
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 	"github.com/dnsshield/shield/plugin/shield/audit"
 	"github.com/dnsshield/shield/plugin/shield/blocklist"
+	"github.com/dnsshield/shield/plugin/shield/score"
 	"github.com/miekg/dns"
 )
 
@@ -37,8 +46,7 @@ type Shield struct {
 	blocks []*blocklist.List
 
 	action  action
-	sink4   []netip.Addr
-	sink6   []netip.Addr
+	sink    sinkhole // the addresses of action sinkhole
 	ttl     uint32
 	monitor bool
 
@@ -57,8 +65,8 @@ type Shield struct {
 	audit   *audit.Writer
 	watcher *blocklist.Watcher
 
-	contain *containment // nil unless a containment option is set (contain.go)
-	detect  *detector    // detection options and engine (detect.go)
+	warden    *warden    // nil unless a containment option is set (contain.go)
+	detection *detection // detection options and engine (detect.go)
 }
 
 var _ plugin.Handler = (*Shield)(nil)
@@ -82,146 +90,130 @@ func newShield() *Shield {
 // Name implements plugin.Handler.
 func (s *Shield) Name() string { return pluginName }
 
-// ServeDNS implements plugin.Handler. The decision path: an allowlist hit
-// passes the query on; the first blocklist whose rule blocks the name
-// answers it (or, in monitor mode, records it and passes it on); anything
-// else passes on untouched. No lock is taken and, for a query that passes,
-// nothing is allocated.
+// ServeDNS implements plugin.Handler. A query takes one path, read
+// top-down: decideAndAct normalises the question, asks the stages in
+// order (containment, lists, detection) and acts on what they decide;
+// then the query is either answered already or passed on, through a
+// writer that feeds the answer's rcode back to the detection engine when
+// the detection stage asked for it. No lock is taken and, for a query
+// that passes, nothing is allocated.
 func (s *Shield) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if len(r.Question) != 1 || r.Question[0].Qclass != dns.ClassINET {
+	if len(r.Question) != 1 || (r.Question[0].Qclass != dns.ClassINET && !isZoneTransfer(r.Question[0].Qtype)) {
 		return plugin.NextOrFailure(s.Name(), s.Next, ctx, w, r)
 	}
-	q := r.Question[0]
-	// 256 bytes hold any name as it travels on the wire (255 octets); a
-	// longer presentation form (escapes) spills to the heap. A bigger
-	// frame would sit under every plugin after shield and make more
-	// query goroutines grow their stacks.
-	var buf [256]byte
-	name := blocklist.NormalizeQuery(buf[:0], q.Name)
 	server := metrics.WithServer(ctx)
-
-	// Containment first: a quarantined client and the emergency blocks.
-	if done, rc, err := s.serveContain(ctx, server, w, r, name); done {
-		return rc, err
-	}
-	switch lm := s.matchLists(name); {
-	case lm.allow != nil:
-		countQuery(server, "allow")
-		return plugin.NextOrFailure(s.Name(), s.Next, ctx, w, r)
-	case lm.block != nil:
-		return s.block(ctx, server, w, r, lm, name)
-	}
-	// Detection: sticky verdicts, scoring, and the pass to Next.
-	return s.serveDetect(ctx, server, w, r, name)
-}
-
-// listMatch is what the lists say about a name: the allowlist that allows
-// it, or else the first blocklist that blocks it, or neither.
-type listMatch struct {
-	allow *blocklist.List
-	block *blocklist.List
-	snap  *blocklist.Snapshot // the version of block (or allow) that matched
-	m     blocklist.Match
-}
-
-// matchLists applies the lists to a normalised name: any allowlist beats
-// every blocklist, and blocklists are consulted in the order configured.
-// An adblock exception or RPZ passthru only stops its own list. The query
-// path and the API's explain both decide through here.
-func (s *Shield) matchLists(name []byte) listMatch {
-	for _, l := range s.allows {
-		if snap := l.Snapshot(); snap != nil {
-			if m := snap.Set.LookupNormal(name); m.Action != blocklist.ActNone {
-				return listMatch{allow: l, snap: snap, m: m}
-			}
-		}
-	}
-	for _, l := range s.blocks {
-		snap := l.Snapshot()
-		if snap == nil {
-			continue
-		}
-		if m := snap.Set.LookupNormal(name); m.Action != blocklist.ActNone && m.Action != blocklist.ActAllow {
-			return listMatch{block: l, snap: snap, m: m}
-		}
-	}
-	return listMatch{}
-}
-
-// listAction is the answer a block by m gets: the RPZ rule's own action
-// where it has one, else the configured action.
-func (s *Shield) listAction(m blocklist.Match) action {
-	switch m.Action {
-	case blocklist.ActNXDomain:
-		return actNXDomain
-	case blocklist.ActNoData:
-		return actNoData
-	case blocklist.ActDrop:
-		return actDrop
-	}
-	return s.action
-}
-
-// block answers (or in monitor mode records) a query that list hit.
-func (s *Shield) block(ctx context.Context, server string, w dns.ResponseWriter, r *dns.Msg, lm listMatch, name []byte) (int, error) {
-	list, snap, m := lm.block.Name(), lm.snap, lm.m
-	rule := string(name[m.Start:])
-	ruleName := rule
-	if m.Below && snap.Format == blocklist.FormatRPZ {
-		ruleName = "*." + rule
-	}
-	act := s.listAction(m)
-	event := "block"
-	if act == actSinkhole {
-		event = "sinkhole"
-	}
-	if s.monitor {
-		event = "monitor"
-	}
-	listHits.WithLabelValues(server, list).Inc()
-	countQuery(server, event)
-	s.record(w, r, event, list, ruleName, snap.Version)
-	s.noteBlock(clientAddr(w), list, r.Question[0].Name, nil)
-	if s.monitor {
-		return plugin.NextOrFailure(s.Name(), s.Next, ctx, w, r)
-	}
-	if act == actDrop {
+	// The detection stage leaves the engine's result here: after Next it
+	// learns what the upstream answered.
+	var scored score.Result
+	switch s.decideAndAct(server, w, r, &scored) {
+	case answered:
 		return dns.RcodeSuccess, nil
+	case passObserved:
+		return s.passObserving(ctx, server, w, r, &scored)
 	}
-	w.WriteMsg(s.answer(r, act, rule+".", "blocked by list "+list))
-	return dns.RcodeSuccess, nil
+	return plugin.NextOrFailure(s.Name(), s.Next, ctx, w, r)
 }
 
-// queryRecord returns the audit record of a decision about query r from
-// client: time, action, client, question, mode and observer filled in.
-func (s *Shield) queryRecord(r *dns.Msg, client netip.Addr, event string) audit.Record {
-	q := r.Question[0]
-	return audit.Record{
-		Time:     time.Now(),
-		Action:   event,
-		Client:   client,
-		QName:    q.Name,
-		QType:    typeString(q.Qtype),
-		Mode:     s.modeName(),
-		Observer: s.observer,
+// outcome is what becomes of a query once a Decision is carried out.
+type outcome uint8
+
+const (
+	askNextStage outcome = iota // nothing decided yet: the next stage decides
+	answered                    // shield answered the query (or dropped it)
+	passOn                      // the query goes on to the next plugin
+	passObserved                // it goes on, and the answer's rcode goes back to the detection engine
+)
+
+// decideAndAct normalises the question, asks the stages in order and acts
+// on their decisions: the first stage that decides ends the walk (a
+// containment match in monitor mode is recorded and leaves the query to
+// the lists). A zone transfer is refused before any stage.
+//
+// It runs in a frame of its own, gone before the next plugin runs: the
+// name buffer, the decisions and the audit and answer temporaries would
+// otherwise sit under cache and forward, and a deeper stack makes more
+// query goroutines grow theirs.
+//
+//go:noinline
+func (s *Shield) decideAndAct(server string, w dns.ResponseWriter, r *dns.Msg, scored *score.Result) outcome {
+	// 256 bytes hold any name as it travels on the wire (255 octets); a
+	// longer presentation form (escapes) spills to the heap.
+	var buf [256]byte
+	// Field by field: a composite literal is built aside and copied.
+	var req request
+	req.w, req.r, req.server = w, r, server
+	var q query
+	q.request, q.scored = &req, scored
+	q.name = blocklist.NormalizeQuery(buf[:0], r.Question[0].Name)
+
+	if next := s.act(&q, s.decideTransfer(&q)); next != askNextStage { // this file, respond.go
+		return next
 	}
+	if next := s.act(&q, s.decideContainment(&q)); next != askNextStage { // contain.go
+		return next
+	}
+	if next := s.act(&q, s.decideLists(&q)); next != askNextStage { // lists.go
+		return next
+	}
+	return s.act(&q, s.decideDetection(&q)) // detect.go
 }
 
-// record queues the audit record of a list block; it never blocks.
-func (s *Shield) record(w dns.ResponseWriter, r *dns.Msg, event, list, rule, version string) {
-	if s.audit == nil {
-		return
+// decideTransfer refuses a zone transfer (AXFR, IXFR), whatever the
+// transport, class or name: a resolver serves none, and a transfer must
+// never reach an upstream, over UDP (where it is malformed) or over TCP.
+// It is a protocol refusal, not a policy match: counted, not recorded,
+// and the same in monitor mode.
+func (s *Shield) decideTransfer(q *query) Decision {
+	if !isZoneTransfer(q.r.Question[0].Qtype) {
+		return Decision{}
 	}
-	rec := s.queryRecord(r, clientAddr(w), event)
-	rec.Ruleset, rec.RuleName, rec.ListVersion = list, rule, version
-	s.audit.Log(rec)
+	return Decision{verb: verbAnswer, count: "refused", detail: &detail{
+		action: actRefused, edeCode: edeNotSupported, edeText: "zone transfers are not served"}}
 }
 
-func (s *Shield) modeName() string {
-	if s.monitor {
-		return "monitor"
+// isZoneTransfer reports whether qtype asks for a zone transfer.
+func isZoneTransfer(qtype uint16) bool { return qtype == dns.TypeAXFR || qtype == dns.TypeIXFR }
+
+// query is the question the stages decide about: the request and its
+// normalised name. The name is in decideAndAct's buffer and the
+// detection result in ServeDNS's frame. Both are kept apart from the
+// request because the escape analysis does not tell one field from
+// another: a ResponseWriter handed to an interface method escapes, and
+// pointers stored beside it would take the stack memory they point to
+// with it to the heap.
+type query struct {
+	*request
+	name   []byte        // lower case, no trailing dot
+	scored *score.Result // where the detection stage keeps the engine's result, in ServeDNS's frame
+}
+
+// request is one query as it arrived. The client address and the time
+// are looked up on first use, so a query that no stage needs them for
+// costs neither.
+type request struct {
+	w      dns.ResponseWriter
+	r      *dns.Msg // exactly one question, class IN
+	server string   // the server block, for the metrics
+
+	client    netip.Addr
+	hasClient bool
+	now       time.Time
+}
+
+// Client returns the client's address (invalid if the transport has none).
+func (q *request) Client() netip.Addr {
+	if !q.hasClient {
+		q.client, q.hasClient = clientAddr(q.w), true
 	}
-	return "enforce"
+	return q.client
+}
+
+// Now returns the time of the decision, the same for every stage.
+func (q *request) Now() time.Time {
+	if q.now.IsZero() {
+		q.now = time.Now()
+	}
+	return q.now
 }
 
 func clientAddr(w dns.ResponseWriter) netip.Addr {
@@ -234,22 +226,53 @@ func clientAddr(w dns.ResponseWriter) netip.Addr {
 	return netip.Addr{}
 }
 
-func typeString(t uint16) string {
-	if s, ok := dns.TypeToString[t]; ok {
-		return s
+// passObserving passes the query on through an rcodeWriter and feeds the
+// rcode of the answer to the detection engine: an NXDOMAIN for a suspect
+// client's new domain like its burst is evidence of its own, and the
+// engine turns the query into an alert (score.Engine.ObserveResponse).
+func (s *Shield) passObserving(ctx context.Context, server string, w dns.ResponseWriter, r *dns.Msg, scored *score.Result) (int, error) {
+	rw := rcodeWriters.Get().(*rcodeWriter)
+	rw.ResponseWriter, rw.rcode = w, -1
+	rc, err := plugin.NextOrFailure(s.Name(), s.Next, ctx, rw, r)
+	rcode := rw.rcode
+	rw.ResponseWriter = nil
+	rcodeWriters.Put(rw)
+	if rcode < 0 && err == nil && !plugin.ClientWrite(rc) {
+		// The next plugin did not write: the server answers with rc.
+		rcode = rc
 	}
-	return "TYPE" + itoa(int(t))
+	if rcode >= 0 && s.detection.engine.ObserveResponse(scored, rcode) {
+		s.actOnAnswerAlert(server, w, r, scored)
+	}
+	return rc, err
 }
 
-func itoa(n int) string {
-	var b [8]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
+// actOnAnswerAlert records the alert that the answer raised. It has a
+// frame of its own, like decideAndAct, so that its temporaries are not on
+// the stack while the next plugin runs.
+//
+//go:noinline
+func (s *Shield) actOnAnswerAlert(server string, w dns.ResponseWriter, r *dns.Msg, scored *score.Result) {
+	q := query{request: &request{w: w, r: r, server: server}, scored: scored}
+	s.act(&q, answerAlert(scored)) // detect.go
 }
+
+// rcodeWriter passes a response through and remembers its rcode.
+type rcodeWriter struct {
+	dns.ResponseWriter
+	rcode int
+}
+
+func (w *rcodeWriter) WriteMsg(m *dns.Msg) error {
+	w.rcode = m.Rcode
+	return w.ResponseWriter.WriteMsg(m)
+}
+
+func (w *rcodeWriter) Write(b []byte) (int, error) {
+	if len(b) >= 4 {
+		w.rcode = int(b[3] & 0x0f)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+var rcodeWriters = sync.Pool{New: func() any { return new(rcodeWriter) }}

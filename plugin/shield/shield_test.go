@@ -44,9 +44,9 @@ func TestServeDNSOneReply(t *testing.T) {
 	s := newTestShield(t, []string{"evil.test"})
 	for _, act := range []action{actNXDomain, actNoData, actRefused, actSinkhole} {
 		s.action = act
-		s.sink4 = nil
+		s.sink.v4 = nil
 		if act == actSinkhole {
-			s.sink4 = append(s.sink4, netip.MustParseAddr("10.1.2.3"))
+			s.sink.v4 = append(s.sink.v4, netip.MustParseAddr("10.1.2.3"))
 		}
 		r := new(dns.Msg)
 		r.SetQuestion("x.evil.test.", dns.TypeA)
@@ -103,5 +103,60 @@ func BenchmarkServeDNS(b *testing.B) {
 				s.ServeDNS(ctx, w, r)
 			}
 		})
+	}
+}
+
+// TestZoneTransferRefused: AXFR and IXFR never reach the next plugin (the
+// forwarder), whatever the name, class or mode: shield answers REFUSED,
+// with EDE 21 (Not Supported) when the query has EDNS0, and writes one
+// reply.
+func TestZoneTransferRefused(t *testing.T) {
+	s := newTestShield(t, []string{"evil.test"})
+	s.Next = plugin.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		t.Errorf("%s %s reached the next plugin", r.Question[0].Name, dns.TypeToString[r.Question[0].Qtype])
+		return dns.RcodeServerFailure, nil
+	})
+	for _, monitor := range []bool{false, true} {
+		s.monitor = monitor
+		for _, tc := range []struct {
+			name  string
+			qtype uint16
+			class uint16
+			edns  bool
+		}{
+			{"example.org.", dns.TypeAXFR, dns.ClassINET, true},
+			{"example.org.", dns.TypeIXFR, dns.ClassINET, false},
+			{"x.evil.test.", dns.TypeAXFR, dns.ClassINET, false},
+			{"example.org.", dns.TypeAXFR, dns.ClassCHAOS, true},
+		} {
+			r := new(dns.Msg)
+			r.SetQuestion(tc.name, tc.qtype)
+			r.Question[0].Qclass = tc.class
+			if tc.edns {
+				r.SetEdns0(1232, false)
+			}
+			rec := dnstest.NewRecorder(&test.ResponseWriter{})
+			rcode, err := s.ServeDNS(context.Background(), rec, r)
+			what := fmt.Sprintf("monitor %v, %s %s class %d", monitor, tc.name, dns.TypeToString[tc.qtype], tc.class)
+			if rcode != dns.RcodeSuccess || err != nil {
+				t.Errorf("%s: ServeDNS returned %d, %v", what, rcode, err)
+			}
+			if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeRefused {
+				t.Fatalf("%s: reply %v, want REFUSED", what, rec.Msg)
+			}
+			opt := rec.Msg.IsEdns0()
+			if !tc.edns {
+				if opt != nil {
+					t.Errorf("%s: OPT record in the reply to a query without EDNS0", what)
+				}
+				continue
+			}
+			if opt == nil || len(opt.Option) != 1 {
+				t.Fatalf("%s: no EDE in %v", what, rec.Msg)
+			}
+			if e, ok := opt.Option[0].(*dns.EDNS0_EDE); !ok || e.InfoCode != dns.ExtendedErrorCodeNotSupported {
+				t.Errorf("%s: EDE %v, want 21 (Not Supported)", what, opt.Option[0])
+			}
+		}
 	}
 }

@@ -364,3 +364,45 @@ func BenchmarkAppendJSON(b *testing.B) {
 	}
 	b.SetBytes(int64(len(buf)))
 }
+
+func TestAppendTimeMatchesRFC3339Nano(t *testing.T) {
+	times := []time.Time{
+		{},
+		time.Date(2026, 3, 1, 12, 0, 0, 500_000_000, time.UTC),
+		time.Date(2026, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(1999, 1, 2, 3, 4, 5, 1, time.FixedZone("x", -7*3600)),
+		time.Date(2026, 6, 7, 8, 9, 10, 120_000, time.Local),
+		time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Unix(0, 1767225600123456789),
+	}
+	for i := range 1000 {
+		times = append(times, time.Unix(int64(i)*7919*86_413, int64(i)*1_000_003%1_000_000_000))
+	}
+	for _, tm := range times {
+		got := string(appendTime(nil, tm))
+		want := `"` + tm.UTC().Format(time.RFC3339Nano) + `"`
+		if got != want {
+			t.Errorf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}
+
+func TestPlain8(t *testing.T) {
+	// Every byte value at every position of a word, among plain bytes.
+	for pos := range 8 {
+		for c := range 256 {
+			w := []byte("abcdefgh")
+			w[pos] = byte(c)
+			s := string(w)
+			want := true
+			for i := range 8 {
+				want = want && plain[s[i]]
+			}
+			if got := plain8(load8(s, 0)); got != want {
+				t.Errorf("plain8(%q) = %v, want %v", s, got, want)
+			}
+		}
+	}
+}

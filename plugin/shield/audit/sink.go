@@ -55,6 +55,12 @@ var _ Sink = (*fileSink)(nil)
 // mode allows more than the owner reading and writing, it is tightened. The
 // directory must already exist.
 //
+// A symbolic link at path, or at one of the rotated names path.1 to
+// path.keep, is refused with an error: following it would let whoever can
+// write to the directory point the records (and the chmod) at another
+// file. The file is opened with O_NOFOLLOW where the system has it, so a
+// link put in place after the check is refused too.
+//
 // When a write would take the file past maxBytes (0 means DefaultMaxBytes),
 // the file is rotated: path.keep is removed, path.N is renamed to path.N+1,
 // path to path.1, and a new path is created with mode 0600. So at most keep
@@ -89,18 +95,58 @@ func OpenFile(path string, maxBytes int64, keep int) (Sink, error) {
 	case !fi.IsDir():
 		return nil, fmt.Errorf("audit: %q is not a directory", dir)
 	}
+	s := &fileSink{path: path, maxBytes: maxBytes, keep: keep}
+	if err := s.checkRotated(); err != nil {
+		return nil, err
+	}
 	f, size, err := openLog(path)
 	if err != nil {
 		return nil, err
 	}
-	return &fileSink{path: path, maxBytes: maxBytes, keep: keep, f: f, size: size}, nil
+	s.f, s.size = f, size
+	return s, nil
+}
+
+// rotated returns the name of the i-th rotated file.
+func (s *fileSink) rotated(i int) string { return s.path + "." + strconv.Itoa(i) }
+
+// checkRotated returns an error if a rotated name is a symbolic link.
+func (s *fileSink) checkRotated() error {
+	for i := 1; i <= s.keep; i++ {
+		if err := refuseSymlink(s.rotated(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refuseSymlink returns an error if path is a symbolic link. A path that
+// does not exist is fine.
+func refuseSymlink(path string) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("audit: %w", err)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("audit: %s is a symbolic link; refusing to follow it (give the real path)", path)
+	}
+	return nil
 }
 
 // openLog opens path for appending with mode 0600, checks that it is a
-// regular file, tightens a wider mode, and returns the file and its size.
+// regular file and not a symbolic link, tightens a wider mode, and returns
+// the file and its size.
 func openLog(path string) (*os.File, int64, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, fileMode)
+	if err := refuseSymlink(path); err != nil {
+		return nil, 0, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|oNoFollow, fileMode)
 	if err != nil {
+		if isSymlinkErr(err) {
+			return nil, 0, fmt.Errorf("audit: %s is a symbolic link; refusing to follow it (give the real path)", path)
+		}
 		return nil, 0, fmt.Errorf("audit: %w", err)
 	}
 	fi, err := f.Stat()
@@ -166,10 +212,14 @@ func (s *fileSink) write(p []byte) error {
 }
 
 // rotate shifts the rotated files up by one, moves the current file to
-// path.1 and opens a new current file. On error the current file stays
+// path.1 and opens a new current file. A symbolic link at a rotated name
+// stops it before anything is renamed. On error the current file stays
 // open and in use.
 func (s *fileSink) rotate() error {
-	name := func(i int) string { return s.path + "." + strconv.Itoa(i) }
+	name := s.rotated
+	if err := s.checkRotated(); err != nil {
+		return err
+	}
 	if err := os.Remove(name(s.keep)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("audit: rotate: %w", err)
 	}

@@ -281,3 +281,103 @@ func TestStdout(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestOpenFileRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"audit.log", "audit.log.1", "audit.log.2"} {
+		t.Run(name, func(t *testing.T) {
+			sub := t.TempDir()
+			path := filepath.Join(sub, "audit.log")
+			link := filepath.Join(sub, name)
+			if err := os.Symlink(target, link); err != nil {
+				t.Skipf("no symbolic links here: %v", err)
+			}
+			s, err := OpenFile(path, 0, 2)
+			if err == nil {
+				s.Close()
+				t.Fatalf("OpenFile accepted a symbolic link at %s", name)
+			}
+			if !strings.Contains(err.Error(), "symbolic link") || !strings.Contains(err.Error(), link) {
+				t.Errorf("error %q does not name the link", err)
+			}
+		})
+	}
+	fi, err := os.Stat(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o644 {
+		t.Errorf("the link's target changed mode to %v", fi.Mode().Perm())
+	}
+	if got := readFile(t, target); got != "precious\n" {
+		t.Errorf("the link's target holds %q", got)
+	}
+}
+
+func TestOpenLogNoFollow(t *testing.T) {
+	// A link that appears after the Lstat check is refused by the open
+	// itself (O_NOFOLLOW); openLog is called directly to skip the check's
+	// window.
+	if oNoFollow == 0 {
+		t.Skip("no O_NOFOLLOW on this system")
+	}
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "audit.log")
+	if err := os.Symlink(target, link); err != nil {
+		t.Skipf("no symbolic links here: %v", err)
+	}
+	f, err := os.OpenFile(link, os.O_WRONLY|os.O_APPEND|oNoFollow, fileMode)
+	if err == nil {
+		f.Close()
+		t.Fatal("O_NOFOLLOW opened a symbolic link")
+	}
+	if !isSymlinkErr(err) {
+		t.Errorf("opening a link gave %v, which isSymlinkErr does not recognise", err)
+	}
+}
+
+func TestRotateRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenFile(path, 10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Write([]byte("aaaaaaaa\n")); err != nil {
+		t.Fatal(err)
+	}
+	// A link put at the rotated name after start-up stops the rotation;
+	// the records stay in the current file.
+	if err := os.Symlink(target, path+".1"); err != nil {
+		t.Skipf("no symbolic links here: %v", err)
+	}
+	err = s.Write([]byte("bbbbbbbb\n"))
+	if err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Write over a link at the rotated name: %v, want an error naming the link", err)
+	}
+	if got := readFile(t, path); got != "aaaaaaaa\nbbbbbbbb\n" {
+		t.Errorf("current file holds %q", got)
+	}
+	if got := readFile(t, target); got != "precious\n" {
+		t.Errorf("the link's target holds %q", got)
+	}
+	if fi, err := os.Lstat(path + ".1"); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("the link at the rotated name was replaced: %v", err)
+	}
+	if fi, _ := os.Stat(target); fi.Mode().Perm() != 0o644 {
+		t.Errorf("the link's target changed mode to %v", fi.Mode().Perm())
+	}
+}

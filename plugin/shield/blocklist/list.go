@@ -36,6 +36,10 @@ type Config struct {
 	// MaxShrink is the largest share of entries an update may lose against
 	// the list in force; above it the update is refused.
 	MaxShrink float64
+	// Settle is how long a changed file must stay unchanged, with a
+	// complete last line, before the watcher loads it (DefaultSettle when
+	// zero). A file renamed into place loads without waiting on Linux.
+	Settle time.Duration
 }
 
 // Reasons a load is refused; they are bounded so they can label a metric.
@@ -118,22 +122,54 @@ func (a allowSink) Add(name []byte, _, _ Action) { a.b.Add(name, ActAllow, ActAl
 // unchanged, (true, nil) when a new version is in force, and a *LoadError
 // when the update was refused; the list in force is then unchanged.
 func (l *List) Load() (bool, error) {
+	return l.loadChecked(nil)
+}
+
+// loadChecked is Load for a file the watcher judged settled with
+// signature want: if the file read is not that one, or changes while it
+// is read, it returns errUnsettled and leaves the list as it was.
+func (l *List) loadChecked(want *fileSig) (bool, error) {
 	l.attempts.Add(1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	changed, err := l.load()
-	l.lastErr = err
+	changed, err := l.load(want)
+	if err != errUnsettled {
+		l.lastErr = err
+	}
 	return changed, err
+}
+
+// settle returns the list's settle window.
+func (l *List) settle() time.Duration {
+	if l.cfg.Settle > 0 {
+		return l.cfg.Settle
+	}
+	return DefaultSettle
+}
+
+// readSig returns the signature of the file the last load attempt read.
+func (l *List) readSig() fileSig {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastSig
 }
 
 func (l *List) fail(reason string, err error) error {
 	return &LoadError{List: l.cfg.Name, Reason: reason, Err: err}
 }
 
-func (l *List) load() (bool, error) {
-	start := time.Now()
+func (l *List) load(want *fileSig) (bool, error) {
 	l.lastSig, _ = statSig(l.cfg.Path)
-	f, err := os.Open(l.cfg.Path)
+	return l.loadFrom(l.cfg.Path, want)
+}
+
+// loadFrom reads the list's content from path (the configured file, or
+// the file LoadFile names) and puts it in force if it passes the checks.
+// With want set, the file read must have that signature before and after
+// it is parsed (see loadChecked).
+func (l *List) loadFrom(path string, want *fileSig) (bool, error) {
+	start := time.Now()
+	f, err := os.Open(path)
 	if err != nil {
 		return false, l.fail(FailRead, err)
 	}
@@ -143,23 +179,31 @@ func (l *List) load() (bool, error) {
 		return false, l.fail(FailRead, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return false, l.fail(FailRead, fmt.Errorf("%s is not a regular file", l.cfg.Path))
+		return false, l.fail(FailRead, fmt.Errorf("%s is not a regular file", path))
+	}
+	// A gzip-compressed file is read through gzip (see content).
+	src, size, err := content(f, fi.Size())
+	if err != nil {
+		return false, l.readFail(err)
+	}
+	if want != nil && sigOf(fi) != *want {
+		return false, errUnsettled
 	}
 	// Stream the file through the parser and the content hash at once:
 	// a million-name list is never held in memory as text.
 	h := sha256.New()
-	br := bufio.NewReaderSize(io.TeeReader(f, h), 256<<10)
+	br := bufio.NewReaderSize(io.TeeReader(src, h), 256<<10)
 	format := l.cfg.Format
 	if format == FormatAuto {
 		head, err := br.Peek(64 << 10)
 		if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
-			return false, l.fail(FailRead, err)
+			return false, l.readFail(err)
 		}
 		format = Detect(head)
 	}
-	// Size the builder from the file size (names average well over 16
+	// Size the builder from the content size (names average well over 16
 	// bytes a line) so a big list is not regrown while it is built.
-	b := NewBuilder(int(min(fi.Size()/16+16, 1<<26)))
+	b := NewBuilder(int(min(size/16+16, 1<<26)))
 	var sink Sink = b
 	if l.cfg.Allow {
 		sink = allowSink{b}
@@ -168,7 +212,12 @@ func (l *List) load() (bool, error) {
 	}
 	st, err := Parse(br, format, sink)
 	if err != nil {
-		return false, l.fail(FailRead, err)
+		return false, l.readFail(err)
+	}
+	if want != nil {
+		if after, err := f.Stat(); err != nil || sigOf(after) != *want {
+			return false, errUnsettled
+		}
 	}
 	version := hex.EncodeToString(h.Sum(nil)[:8])
 	prev := l.cur.Load()

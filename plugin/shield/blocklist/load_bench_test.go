@@ -55,3 +55,23 @@ func BenchmarkListLoad1M(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkListLoad10M loads a ten-million-name list, the size of the big
+// public aggregations together, and reports the load time in seconds and
+// the matcher's memory in bytes per name.
+func BenchmarkListLoad10M(b *testing.B) {
+	const n = 10_000_000
+	p := writeSyntheticList(b, n)
+	fi, _ := os.Stat(p)
+	b.SetBytes(fi.Size())
+	var mem, names int
+	for b.Loop() {
+		l := NewList(Config{Name: "big", Path: p, Format: FormatDomains, MaxInvalid: 0.5, MaxShrink: 0.5})
+		if _, err := l.Load(); err != nil {
+			b.Fatal(err)
+		}
+		mem, names = l.Snapshot().Set.MemoryBytes(), l.Snapshot().Set.Len()
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/load")
+	b.ReportMetric(float64(mem)/float64(names), "B/name")
+}

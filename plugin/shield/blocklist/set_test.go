@@ -120,8 +120,8 @@ func TestSetLarge(t *testing.T) {
 			t.Fatalf("non-member %d found", i)
 		}
 	}
-	if per := float64(s.MemoryBytes()) / n; per > 13.5 {
-		t.Errorf("%.1f bytes per name, want at most 13.5 (8 hash + 1 action + 4 directory)", per)
+	if per := float64(s.MemoryBytes()) / n; per > 11.5 {
+		t.Errorf("%.1f bytes per name, want at most 11.5 (8 hash + 1 action + at most 2 directory)", per)
 	}
 }
 

@@ -7,22 +7,10 @@ import (
 	"syscall"
 )
 
-// fileSig identifies a file's content cheaply: a replaced file changes its
-// inode, an edited one its size or modification time.
-type fileSig struct {
-	dev, ino uint64
-	size     int64
-	mtime    int64
-}
-
-func statSig(path string) (fileSig, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileSig{}, err
-	}
-	s := fileSig{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+// fileID returns the device and inode of the file fi describes.
+func fileID(fi os.FileInfo) (dev, ino uint64) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.dev, s.ino = uint64(st.Dev), uint64(st.Ino)
+		return uint64(st.Dev), uint64(st.Ino)
 	}
-	return s, nil
+	return 0, 0
 }

@@ -208,14 +208,14 @@ func suspectRatio(r *Replay, ev Event) (float64, bool) {
 	if reg < 0 || suf-1 <= reg {
 		return 0, false
 	}
-	sh := e.shape(name[reg:suf-1], name[suf:])
+	sh := e.registeredShape(name[reg:suf-1], name[suf:])
 	now := e.now()
-	c, mu := e.clients.get(clientKey(e.seed, ev.Client), false, now)
+	c, mu, _ := e.clients.get(keyOfClient(e.seed, ev.Client), now, peek)
 	defer mu.Unlock()
 	if c == nil || c.suspect <= now || !c.profile.matches(sh) {
 		return 0, false
 	}
-	return c.odds(now/e.sEpochLen) / c.profile.benignShare(), true
+	return c.odds(now/e.shortEpochLen) / c.profile.benignShare(), true
 }
 
 // TestDGASample: the DGA targets in the three ways of replaying the
@@ -310,7 +310,7 @@ func TestDGAFamilySuspect(t *testing.T) {
 			}
 			ev := Event{Name: names[20] + ".", Type: 1, Client: client, Rcode: 0, Label: "dga", Group: fam}
 			e := r.Engine
-			c, mu := e.clients.get(clientKey(e.seed, client), false, e.now())
+			c, mu, _ := e.clients.get(keyOfClient(e.seed, client), e.now(), peek)
 			share := c.profile.benignShare()
 			mu.Unlock()
 			ratio, fits := suspectRatio(r, ev)

@@ -20,7 +20,7 @@ import (
 
 // dgaReason reports whether a result's points include the DGA detector.
 func dgaReason(res *Result) bool {
-	return res.points[rDGALabel] > 0 || res.points[rClientDGA] > 0 || res.points[rClientNXBurst] > 0
+	return res.points[reasonDGALabel] > 0 || res.points[reasonClientDGA] > 0 || res.points[reasonClientNXBurst] > 0
 }
 
 // nxEvery answers one name in 20 NXDOMAIN (5%: typos, search-domain

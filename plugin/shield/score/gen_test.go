@@ -16,7 +16,7 @@ import (
 	"golang.org/x/net/publicsuffix"
 )
 
-var generate = flag.Bool("generate", false, "rewrite dga_table.go from the Umbrella corpus")
+var generate = flag.Bool("generate", false, "rewrite the generated tables: dga_table.go and shape_table.go from the Umbrella corpus, suffix_table.go from the library's rules")
 
 // registeredLabels returns the distinct registered labels of the Umbrella
 // top 100k, in rank order of first appearance.

@@ -3,6 +3,7 @@ package score
 import (
 	"bytes"
 	"hash/maphash"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"unsafe"
@@ -10,79 +11,76 @@ import (
 	"golang.org/x/net/publicsuffix"
 )
 
-// suffixMemo finds the public suffix of a name (ICANN and private sections
-// of the public suffix list, through golang.org/x/net/publicsuffix) without
-// allocating on the common path.
+//go:generate go test -run ^TestGenerateSuffixParents$ -generate
+
+// suffixMemo finds the registered domain (eTLD+1) of a name exactly as
+// golang.org/x/net/publicsuffix.EffectiveTLDPlusOne does, with the ICANN
+// and the private sections of the public suffix list, without allocating
+// on the common path.
 //
 // publicsuffix.PublicSuffix costs about 380 ns and one 48-byte allocation
 // per call on this machine (BenchmarkPublicSuffixDirect: it first tries the
 // name as an IP address and boxes the parse error). The memo walks the
-// labels from the right, the way the list's trie does, and remembers for
-// each trailing group of k labels (k = 2..maxSuffixLabels) how many of its
-// labels are a public suffix, and whether a wildcard rule reaches deeper.
-// The walk goes one label deeper only while the whole group is itself a
-// public suffix or sits under a wildcard. That is exact for every rule
-// except one under a node that is neither a suffix nor a wildcard parent
-// (amazonaws.com is one: s3.amazonaws.com is a suffix, amazonaws.com is
-// not); such names get the shorter suffix. TestSuffixMatchesLibrary
-// measures the disagreement on the Umbrella top 100k.
+// labels from the right, the way the library walks the list's trie, and
+// remembers for each trailing group of k labels (k = 2..maxSuffixLabels)
+// the labels of the library's public suffix of the group and whether any
+// rule lies below the group (suffixParents, generated from the library's
+// rules). The library's walk over a name only goes on past a group while
+// the group is a node of its trie with something below it, and it gives
+// the name the same suffix as the last group it reached; so the memo's walk
+// stops at the first group that is no such parent, and takes that group's
+// suffix. TestSuffixEveryRule checks this against the library for every
+// rule it knows.
 //
 // The memo is a direct-mapped table of atomic words: lookups take no lock,
 // a collision only costs a library call, and its size is fixed.
 type suffixMemo struct {
 	seed  maphash.Seed
-	slots []atomic.Uint64 // hash<<8 | 1<<7 (valid) | 1<<6 (wildcard) | labels
+	slots []atomic.Uint64 // hash<<8 | 1<<7 (valid) | 1<<6 (a parent) | labels
 }
 
 const (
-	maxSuffixLabels = 6
-	suffixMemoSize  = 1 << 14 // 16,384 words: 128 KiB
-	memoValid       = 1 << 7
-	memoWild        = 1 << 6
+	suffixMemoSize = 1 << 14 // 16,384 words: 128 KiB
+	memoValid      = 1 << 7
+	memoParent     = 1 << 6
 )
-
-// interiorNodes are the public-suffix-list nodes that are not suffixes
-// themselves but have suffixes below them, found by comparing the walk
-// with the library on the Umbrella top 100k (names affected before this
-// list: amazonaws.com 758, windows.net 293, fastly.net 265, cdn77.org 79,
-// on.aws 5, atlassian-dev.net 2).
-var interiorNodes = map[string]struct{}{
-	"amazonaws.com": {}, "windows.net": {}, "fastly.net": {}, "cdn77.org": {}, "on.aws": {},
-	"atlassian-dev.net": {},
-}
 
 func newSuffixMemo() *suffixMemo {
 	return &suffixMemo{seed: maphash.MakeSeed(), slots: make([]atomic.Uint64, suffixMemoSize)}
 }
 
-// lookup returns the public suffix labels of the trailing group g (g has k
-// labels) and whether a wildcard rule sits below it.
-func (m *suffixMemo) lookup(g string, k int) (labels int, wild bool) {
+// lookup returns the labels of the library's public suffix of the
+// trailing group g, and whether a rule of the list lies below g.
+func (m *suffixMemo) lookup(g string) (labels int, parent bool) {
 	h := maphash.String(m.seed, g)
 	slot := &m.slots[h&(suffixMemoSize-1)]
 	tag := h << 8
 	if v := slot.Load(); v&^0xff == tag&^0xff && v&memoValid != 0 {
-		return int(v & 0x3f), v&memoWild != 0
+		return int(v & 0x3f), v&memoParent != 0
 	}
 	// A copy: the library keeps its argument in an error value, and g
 	// may point into the caller's stack buffer.
 	gc := string(append(make([]byte, 0, len(g)), g...))
 	ps, _ := publicsuffix.PublicSuffix(gc)
 	labels = strings.Count(ps, ".") + 1
-	// Is there a wildcard below g? Probe with a label no rule names.
-	pp, _ := publicsuffix.PublicSuffix("x--shield-probe." + gc)
-	wild = len(pp) > len(gc)
+	i := sort.SearchStrings(suffixParents[:], gc)
+	parent = i < len(suffixParents) && suffixParents[i] == gc
 	v := tag&^0xff | memoValid | uint64(labels)
-	if wild {
-		v |= memoWild
+	if parent {
+		v |= memoParent
 	}
 	slot.Store(v)
-	return labels, wild
+	return labels, parent
 }
 
 // registered returns the offset in name (lower case, no trailing dot) at
 // which its registered domain (eTLD+1) starts, and the offset of its public
-// suffix. reg is -1 when the name is itself a public suffix or empty.
+// suffix. reg is -1 when the name is itself a public suffix, an IPv4
+// address (as for the library) or empty.
+//
+// Unlike EffectiveTLDPlusOne, a name with an empty label gets a registered
+// domain: DNS names on the wire have none, and a name without one would be
+// exempt from scoring.
 func (m *suffixMemo) registered(name []byte) (reg, suffix int) {
 	if len(name) == 0 {
 		return -1, 0
@@ -110,21 +108,18 @@ func (m *suffixMemo) registered(name []byte) (reg, suffix int) {
 	}
 	next()                                  // the top-level label
 	s := unsafe.String(&name[0], len(name)) // read-only view, never retained
-	sufLabels := 1
-	deep := false // below an interior node: walk on to maxSuffixLabels
+	if isDigit(name[len(name)-1]) && isIPv4(s) {
+		return -1, 0
+	}
+	sufLabels := 1 // a name of one label is its own suffix
 	for k := 2; k <= maxSuffixLabels; k++ {
 		if found < k && !next() {
 			break
 		}
-		got, wild := m.lookup(s[starts[k-1]:], k)
-		if got > sufLabels {
-			sufLabels = got
-		}
-		if got < k && !wild && !deep {
-			if _, ok := interiorNodes[s[starts[k-1]:]]; !ok {
-				break
-			}
-			deep = true
+		got, parent := m.lookup(s[starts[k-1]:])
+		sufLabels = got
+		if !parent {
+			break
 		}
 	}
 	// The registered domain has one label more than the suffix.
@@ -138,4 +133,29 @@ func (m *suffixMemo) registered(name []byte) (reg, suffix int) {
 		return -1, 0
 	}
 	return starts[sufLabels], starts[sufLabels-1]
+}
+
+// isIPv4 reports whether s is an IPv4 address in dotted decimal, as
+// netip.ParseAddr reads one (four fields of 0 to 255, no leading zeros):
+// the library takes such a name as its own public suffix.
+func isIPv4(s string) bool {
+	fields, val, digits := 0, 0, 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			if digits == 0 || fields == 3 && i < len(s) {
+				return false
+			}
+			fields, val, digits = fields+1, 0, 0
+			continue
+		}
+		c := s[i]
+		if !isDigit(c) || (digits == 1 && val == 0) {
+			return false
+		}
+		val, digits = val*10+int(c-'0'), digits+1
+		if val > 255 {
+			return false
+		}
+	}
+	return fields == 4
 }

@@ -19,13 +19,19 @@ func TestParseContain(t *testing.T) {
 	os.WriteFile(badTokens, []byte("ops:short\n"), 0o600)
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, []byte("# none\n"), 0o600)
+	readable := filepath.Join(dir, "readable")
+	os.WriteFile(readable, []byte("ops:0123456789abcdef\n"), 0o600)
+	os.Chmod(readable, 0o644) // WriteFile's mode is filtered by the umask
+	groupOnly := filepath.Join(dir, "group")
+	os.WriteFile(groupOnly, []byte("ops:0123456789abcdef\n"), 0o600)
+	os.Chmod(groupOnly, 0o640)
 	wrap := func(body string) string { return "shield {\nblocklist c2 /l/c2.txt\n" + body + "\n}" }
 	tests := []struct {
 		name, body, err string
 		check           func(t *testing.T, s *Shield)
 	}{
 		{"none", "", "", func(t *testing.T, s *Shield) {
-			if s.contain != nil {
+			if s.warden != nil {
 				t.Error("containment set up without options")
 			}
 		}},
@@ -38,31 +44,31 @@ func TestParseContain(t *testing.T) {
 			state /var/lib/shield/state.json
 			api :8053
 			api_tokens ` + tokens, "", func(t *testing.T, s *Shield) {
-			cc := s.contain
-			if len(cc.garden) != 2 || cc.garden[0].Name() != "edr" || !cc.garden[0].Config().Allow {
-				t.Errorf("garden %+v", cc.gardenCfgs)
+			cfg := s.warden
+			if len(cfg.garden) != 2 || cfg.garden[0].Name() != "edr" || !cfg.garden[0].Config().Allow {
+				t.Errorf("garden %+v", cfg.gardenCfgs)
 			}
-			if cc.action != actSinkhole || len(cc.sink4) != 1 || len(cc.sink6) != 1 {
-				t.Errorf("action %d %v %v", cc.action, cc.sink4, cc.sink6)
+			if cfg.action != actSinkhole || len(cfg.sink.v4) != 1 || len(cfg.sink.v6) != 1 {
+				t.Errorf("action %d %v %v", cfg.action, cfg.sink.v4, cfg.sink.v6)
 			}
-			if cc.defTTL != 30*time.Minute || cc.maxTTL != 12*time.Hour || len(cc.rules) != 2 || cc.ladder == nil {
-				t.Errorf("ttl %s %s rules %d", cc.defTTL, cc.maxTTL, len(cc.rules))
+			if cfg.defTTL != 30*time.Minute || cfg.maxTTL != 12*time.Hour || len(cfg.rules) != 2 || cfg.ladder == nil {
+				t.Errorf("ttl %s %s rules %d", cfg.defTTL, cfg.maxTTL, len(cfg.rules))
 			}
-			if cc.apiAddr != "127.0.0.1:8053" || cc.tokens.Len() != 1 || cc.statePath != "/var/lib/shield/state.json" {
-				t.Errorf("api %q tokens %d state %q", cc.apiAddr, cc.tokens.Len(), cc.statePath)
+			if cfg.apiAddr != "127.0.0.1:8053" || cfg.tokens.Len() != 1 || cfg.statePath != "/var/lib/shield/state.json" {
+				t.Errorf("api %q tokens %d state %q", cfg.apiAddr, cfg.tokens.Len(), cfg.statePath)
 			}
-			if got := s.containLists(); len(got) != 2 {
+			if got := s.gardenLists(); len(got) != 2 {
 				t.Errorf("watched garden lists %d", len(got))
 			}
 		}},
 		{"default action follows sinkhole", "action sinkhole 10.0.0.1\nstate /s.json", "", func(t *testing.T, s *Shield) {
-			if s.contain.action != actSinkhole || len(s.contain.sink4) != 1 {
-				t.Errorf("action %d", s.contain.action)
+			if s.warden.action != actSinkhole || len(s.warden.sink.v4) != 1 {
+				t.Errorf("action %d", s.warden.action)
 			}
 		}},
 		{"default action nxdomain", "state /s.json", "", func(t *testing.T, s *Shield) {
-			if s.contain.action != actNXDomain || s.contain.defTTL != time.Hour || s.contain.maxTTL != 24*time.Hour {
-				t.Errorf("action %d ttl %s %s", s.contain.action, s.contain.defTTL, s.contain.maxTTL)
+			if s.warden.action != actNXDomain || s.warden.defTTL != time.Hour || s.warden.maxTTL != 24*time.Hour {
+				t.Errorf("action %d ttl %s %s", s.warden.action, s.warden.defTTL, s.warden.maxTTL)
 			}
 		}},
 		{"nxdomain", "quarantine_action nxdomain", "", nil},
@@ -99,6 +105,8 @@ func TestParseContain(t *testing.T) {
 		{"tokens bad", "api :8053\napi_tokens " + badTokens, "shorter than", nil},
 		{"tokens empty", "api :8053\napi_tokens " + empty, "no tokens", nil},
 		{"tokens twice", "api_tokens /a\napi_tokens /b", "api_tokens is set twice", nil},
+		{"tokens world-readable", "api :8053\napi_tokens " + readable, "has mode 0644, so users other than its owner can read it: make it 0600", nil},
+		{"tokens group-readable", "api :8053\napi_tokens " + groupOnly, "has mode 0640", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -52,15 +52,15 @@ func (b backend) Status() api.Status {
 	}
 	add("blocklist", s.blocks)
 	add("allowlist", s.allows)
-	add("walled_garden", s.containLists())
-	st.Quarantines, st.Blocks = s.contain.store.Counts()
+	add("walled_garden", s.gardenLists())
+	st.Quarantines, st.Blocks = s.warden.store.Counts()
 	return st
 }
 
 // Explain follows ServeDNS's decision path without recording, counting
 // or changing anything.
 func (b backend) Explain(name string, client netip.Addr) (api.Explanation, error) {
-	s, cc := b.s, b.s.contain
+	s, warden := b.s, b.s.warden
 	n, err := contain.NormalizeName(name)
 	if err != nil {
 		return api.Explanation{}, apiErr(err)
@@ -77,19 +77,19 @@ func (b backend) Explain(name string, client netip.Addr) (api.Explanation, error
 		}
 		return v
 	}
-	if be := cc.store.LookupBlock(norm, now); be != nil {
-		blk := apiBlock(be.Block)
+	if blocked := warden.store.LookupBlock(norm, now); blocked != nil {
+		blk := apiBlock(blocked.Block)
 		e.EmergencyBlock = &blk
 		e.Verdict = enforce(actionName(s.action))
-		e.List, e.Rule = "emergency", be.Name
-		e.Why = append(e.Why, be.EDEText)
+		e.List, e.Rule = "emergency", blocked.Name
+		e.Why = append(e.Why, blocked.EDEText)
 		return e, nil
 	}
 	if client.IsValid() {
-		if qe := cc.store.Lookup(client, now); qe != nil {
-			q := apiQuarantine(qe.Quarantine)
+		if quarantined := warden.store.Lookup(client, now); quarantined != nil {
+			q := apiQuarantine(quarantined.Quarantine)
 			e.Quarantine = &q
-			for _, g := range cc.garden {
+			for _, g := range warden.garden {
 				if m := g.LookupNormal(norm); m.Action != blocklist.ActNone {
 					e.Verdict, e.WalledGarden, e.Rule = "walled_garden", g.Name(), n[m.Start:]
 					e.Why = append(e.Why, "client quarantined, name in walled garden "+g.Name())
@@ -97,32 +97,32 @@ func (b backend) Explain(name string, client netip.Addr) (api.Explanation, error
 				}
 			}
 			if !s.monitor {
-				e.Verdict = "quarantine_" + actionName(cc.action)
-				e.Why = append(e.Why, qe.EDEText)
+				e.Verdict = "quarantine_" + actionName(warden.action)
+				e.Why = append(e.Why, quarantined.EDEText)
 				return e, nil
 			}
-			e.Why = append(e.Why, qe.EDEText+" (monitor mode: not enforced)")
+			e.Why = append(e.Why, quarantined.EDEText+" (monitor mode: not enforced)")
 		}
 	}
-	switch lm := s.matchLists(norm); {
-	case lm.allow != nil:
-		e.Verdict, e.List, e.Rule, e.ListVersion = "allow", lm.allow.Name(), n[lm.m.Start:], lm.snap.Version
-		e.Why = append(e.Why, "allowed by list "+lm.allow.Name())
+	switch match := s.matchLists(norm); {
+	case match.allow != nil:
+		e.Verdict, e.List, e.Rule, e.ListVersion = "allow", match.allow.Name(), n[match.rule.Start:], match.snap.Version
+		e.Why = append(e.Why, "allowed by list "+match.allow.Name())
 		return e, nil
-	case lm.block != nil:
-		e.Verdict, e.List, e.Rule, e.ListVersion = enforce(actionName(s.listAction(lm.m))), lm.block.Name(), n[lm.m.Start:], lm.snap.Version
-		e.Why = append(e.Why, "blocked by list "+lm.block.Name())
+	case match.block != nil:
+		e.Verdict, e.List, e.Rule, e.ListVersion = enforce(actionName(s.listAction(match.rule))), match.block.Name(), n[match.rule.Start:], match.snap.Version
+		e.Why = append(e.Why, "blocked by list "+match.block.Name())
 		return e, nil
 	}
 	sc, reasons, sticky := s.explainDetect(n+".", client)
 	e.Score, e.Reasons, e.Sticky = sc, reasons, sticky
 	alert, block := score.DefaultAlert, score.DefaultBlock
-	if d := s.detect; d != nil {
-		if d.cfg.Alert > 0 {
-			alert = d.cfg.Alert
+	if s.detection != nil {
+		if s.detection.options.Alert > 0 {
+			alert = s.detection.options.Alert
 		}
-		if d.cfg.Block > 0 {
-			block = d.cfg.Block
+		if s.detection.options.Block > 0 {
+			block = s.detection.options.Block
 		}
 	}
 	e.Verdict = "pass"
@@ -142,15 +142,6 @@ func (b backend) Explain(name string, client netip.Addr) (api.Explanation, error
 	return e, nil
 }
 
-func actionName(a action) string {
-	for n, v := range actionByName {
-		if v == a {
-			return n
-		}
-	}
-	return "block"
-}
-
 func apiQuarantine(q contain.Quarantine) api.Quarantine {
 	return api.Quarantine{Client: contain.ClientText(q.Client), Reason: q.Reason, Actor: q.Actor,
 		Start: q.Start.UTC(), Expires: q.Expires.UTC(), Evidence: q.Evidence}
@@ -161,7 +152,7 @@ func apiBlock(b contain.Block) api.Block {
 }
 
 func (b backend) Quarantines() []api.Quarantine {
-	qs := b.s.contain.store.Quarantines()
+	qs := b.s.warden.store.Quarantines()
 	out := make([]api.Quarantine, len(qs))
 	for i, q := range qs {
 		out[i] = apiQuarantine(q)
@@ -174,7 +165,7 @@ func (b backend) Quarantine(client string, ttl time.Duration, reason, actor stri
 	if err != nil {
 		return api.Quarantine{}, apiErr(err)
 	}
-	q, err := b.s.contain.store.Quarantine(p, ttl, reason, actor, nil)
+	q, err := b.s.warden.store.Quarantine(p, ttl, reason, actor, nil)
 	if err != nil {
 		return api.Quarantine{}, apiErr(err)
 	}
@@ -188,7 +179,7 @@ func (b backend) Release(client, actor string) (api.Quarantine, error) {
 	if err != nil {
 		return api.Quarantine{}, apiErr(err)
 	}
-	q, err := b.s.contain.store.Release(p)
+	q, err := b.s.warden.store.Release(p)
 	if err != nil {
 		return api.Quarantine{}, apiErr(err)
 	}
@@ -198,7 +189,7 @@ func (b backend) Release(client, actor string) (api.Quarantine, error) {
 }
 
 func (b backend) Blocks() []api.Block {
-	bs := b.s.contain.store.Blocks()
+	bs := b.s.warden.store.Blocks()
 	out := make([]api.Block, len(bs))
 	for i, x := range bs {
 		out[i] = apiBlock(x)
@@ -207,7 +198,7 @@ func (b backend) Blocks() []api.Block {
 }
 
 func (b backend) Block(name string, ttl time.Duration, reason, actor string) (api.Block, error) {
-	x, err := b.s.contain.store.AddBlock(name, ttl, reason, actor)
+	x, err := b.s.warden.store.AddBlock(name, ttl, reason, actor)
 	if err != nil {
 		return api.Block{}, apiErr(err)
 	}
@@ -217,7 +208,7 @@ func (b backend) Block(name string, ttl time.Duration, reason, actor string) (ap
 }
 
 func (b backend) Unblock(name, actor string) (api.Block, error) {
-	x, err := b.s.contain.store.RemoveBlock(name)
+	x, err := b.s.warden.store.RemoveBlock(name)
 	if err != nil {
 		return api.Block{}, apiErr(err)
 	}

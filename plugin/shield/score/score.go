@@ -1,0 +1,384 @@
+package score
+
+import (
+	"hash/maphash"
+	"net/netip"
+)
+
+// Score scores one query and updates the engine's state. It does not
+// allocate for a query that passes.
+func (e *Engine) Score(q Query) Result {
+	return e.score(q, true)
+}
+
+// Explain returns what Score would say, without changing any state.
+func (e *Engine) Explain(q Query) Result {
+	return e.score(q, false)
+}
+
+// score is Score (update true) and Explain (update false). It reads top
+// down: the registered domain and the exemptions, the sticky verdict, the
+// query's own features, the registered domain's state, the DGA model, the
+// client's state, and then decide adds the points up.
+func (e *Engine) score(q Query, update bool) (res Result) {
+	// Presentation names longer than 512 bytes (only possible with
+	// \DDD escapes) are scored on their last 512 bytes.
+	var buf [512]byte
+	raw := q.Name
+	if n := len(raw); n > 0 && raw[n-1] == '.' {
+		raw = raw[:n-1]
+	}
+	if len(raw) > len(buf) {
+		raw = raw[len(raw)-len(buf):]
+	}
+	res.name = raw // the offsets below are into raw
+	lower := buf[:len(raw)]
+	for i := 0; i < len(raw); i++ {
+		lower[i] = lowerTab[raw[i]]
+	}
+	regStart, sufStart := -1, 0
+	if len(lower) > 0 {
+		regStart, sufStart = e.suffixes.registered(lower)
+	}
+	if regStart < 0 || e.exempted(lower) {
+		res.Exempt = true
+		return res
+	}
+	res.domStart, res.domEnd = regStart, len(raw)
+	res.domainKey = maphash.Bytes(e.seed, lower[regStart:])
+	now := e.now()
+
+	if v, ok := e.verdicts.lookup(res.domainKey, now, update); ok {
+		res.Sticky, res.Action, res.Score = true, Block, int(v.score)
+		res.topReason, res.detector = v.reason, v.detector
+		return res
+	}
+	if exemptQuery(lower, q.Type) {
+		return Result{Exempt: true}
+	}
+	res.scored = true
+	res.sufStart = sufStart
+	points := &res.points
+
+	// The query's own features.
+	var f Features
+	prefixEnd := 0
+	if regStart > 0 {
+		prefixEnd = regStart - 1
+	}
+	lexical(raw, prefixEnd, &f)
+	nonIP := lexicalPoints(points, &f, q.Type)
+
+	// The registered label (left of the public suffix), for the DGA
+	// model and the suspect-client rule; empty when the registered
+	// domain has no label of its own left of its suffix.
+	var label, suffix []byte
+	if sufStart-1 > regStart {
+		label, suffix = lower[regStart:sufStart-1], lower[sufStart:]
+	}
+
+	// Has the resolver seen this exact name, and this registered domain?
+	shortEpoch, longEpoch := now/e.shortEpochLen, now/e.longEpochLen
+	newName := false
+	if f.PrefixLen > 0 {
+		h := maphash.Bytes(e.seed, lower)
+		if update {
+			newName = e.recentNames.add(h)
+		}
+	}
+	var unremembered bool // not in the history filters: first seen in one to two long windows
+	if update {
+		unremembered = !e.history.testAndAdd(res.domainKey, longEpoch)
+	} else {
+		unremembered = !e.history.test(res.domainKey)
+	}
+
+	// The registered domain's state: counted under its lock, scored on a
+	// copy.
+	res.clientKey = keyOfClient(e.seed, q.Client)
+	how := peek
+	if update {
+		how = upsert
+	}
+	live, unlock, created := e.domains.get(res.domainKey, now, how)
+	var dom domainState
+	if live != nil {
+		live.roll(shortEpoch, longEpoch)
+		if update {
+			if created && unremembered {
+				live.first = now
+			}
+			live.count(&f, nonIP, newName, uint16(res.clientKey>>48)|1)
+		}
+		dom = *live
+	}
+	unlock.Unlock()
+	known := live != nil
+	if known {
+		domainPoints(points, &dom)
+	}
+	newlySeen := unremembered || (known && dom.first != 0 && now-dom.first < e.longEpochLen)
+	if newlySeen {
+		points[reasonNewlySeen] = ptsNewlySeen
+	}
+	tier, dgaScored := dgaTier(label)
+	if dgaScored {
+		dgaPoints(points, tier)
+	}
+
+	// The client's state: a suspect client's queries for newly seen,
+	// unpopular domains that fit its NXDOMAIN profile, when the evidence
+	// outweighs the chance that a benign name fits (shape.go).
+	res.suspectRule = newlySeen && (!known || dom.nClients <= 2) && res.clientKey != 0 && len(label) > 0
+	// The client's run of new domains that look machine-made (dga.go):
+	// a domain first seen now adds its tier's evidence; at evAlert the
+	// client's new domains of tier 2 or more alert, at evCap those of
+	// tier 1 too.
+	if res.suspectRule && dgaScored {
+		res.dgaTier = tier + 1
+		delta := 0
+		if update && unremembered {
+			delta = evTier[tier]
+		}
+		run, _ := e.dgaEvidence.add(res.clientKey, delta, 0, now, e.shortEpochLen)
+		if (run >= evAlert && tier >= 2) || (run >= evCap && tier >= 1) {
+			points[reasonClientDGA] = ptsClientDGA
+		}
+	}
+	if res.suspectRule {
+		c, unlockClient, _ := e.clients.get(res.clientKey, now, peek)
+		if c != nil && c.suspect > now {
+			shape := e.registeredShape(label, suffix)
+			if c.profile.matches(shape) && c.odds(shortEpoch) >= suspectOdds*c.profile.benignShare() {
+				points[reasonClientNXBurst] = ptsSuspect
+			}
+		}
+		unlockClient.Unlock()
+	}
+	e.decide(&res, update, now)
+	return res
+}
+
+// lexicalPoints gives the points of the query's own features f and type
+// qtype. It reports whether qtype is a non-IP type (TXT, NULL, private).
+func lexicalPoints(points *[nReasons]uint8, f *Features, qtype uint16) (nonIP bool) {
+	switch {
+	case f.Len > 100:
+		points[reasonLongName] = ptsNameOver100
+	case f.Len > 52:
+		points[reasonLongName] = ptsNameOver52
+	}
+	switch {
+	case f.LongestLabel >= 50:
+		points[reasonLongLabel] = ptsLabelOver50
+	case f.LongestLabel >= 30:
+		points[reasonLongLabel] = ptsLabelOver30
+	}
+	if f.PrefixLen >= entropyMinBytes && f.NormEntropy >= entropyMin {
+		points[reasonEntropy] = ptsEntropy
+	}
+	switch f.Class {
+	case ClassBase64:
+		points[reasonEncoded] = ptsBase64
+	case ClassBase32:
+		points[reasonEncoded] = ptsBase32
+	case ClassHex:
+		points[reasonEncoded] = ptsHex
+	}
+	if f.NonLDH > 0 {
+		points[reasonNonLDH] = ptsNonLDH
+	}
+	switch t := qtype; {
+	case t == 10 || (t >= 65280 && t <= 65534): // NULL, private use
+		points[reasonTunnelType] = ptsTunnelType
+		nonIP = true
+	case t == 16: // TXT
+		nonIP = true
+		if f.Len > 52 {
+			points[reasonLongTXT] = ptsLongTXT
+		}
+	case t == 15 || t == 5: // MX, CNAME
+		if f.Len > 52 {
+			points[reasonLongTXT] = ptsLongTXT
+		}
+	}
+	return nonIP
+}
+
+// count adds a query with features f to the registered domain's counters.
+// newName reports whether the exact name is new; client is the client's
+// fingerprint.
+func (d *domainState) count(f *Features, nonIP, newName bool, client uint16) {
+	d.queries[0]++
+	if nonIP {
+		d.nonIPQueries[0]++
+	}
+	if newName {
+		d.unique[0]++
+		if d.shortUnique[0] < 0xffff {
+			d.shortUnique[0]++
+		}
+		if f.NonLDH > 0 || f.Class == ClassBase64 || f.Class == ClassBase32 {
+			d.encoded[0]++
+			if d.shortEncoded[0] < 0xffff {
+				d.shortEncoded[0]++
+			}
+		}
+		d.infoBits[0] += uint32(float32(f.PrefixLen) * log2f(float32(f.Distinct)))
+	}
+	d.addClient(client)
+}
+
+// domainPoints gives the points of the registered domain's state dom.
+// Only a domain with encTier1 encoded prefixes gets any.
+func domainPoints(points *[nReasons]uint8, dom *domainState) {
+	encoded := sumPair(dom.encoded)
+	switch {
+	case encoded >= encTier3:
+		points[reasonEncodedPrefixes] = ptsEnc3
+	case encoded >= encTier2:
+		points[reasonEncodedPrefixes] = ptsEnc2
+	case encoded >= encTier1:
+		points[reasonEncodedPrefixes] = ptsEnc1
+	default:
+		return
+	}
+	if sumShortPair(dom.shortUnique) >= uniqShortMin {
+		points[reasonUniquePrefixes] = ptsUniqShort
+	}
+	if sumPair(dom.infoBits) >= bitsMin {
+		points[reasonInfoBits] = ptsBits
+	}
+	queries, unique := sumPair(dom.queries), sumPair(dom.unique)
+	if queries >= ratioMinQ && unique*10 >= queries*9 {
+		points[reasonUniqueRatio] = ptsUniqRatio
+	}
+	if queries >= nonIPMinQ && sumPair(dom.nonIPQueries)*2 >= queries {
+		points[reasonNonIPTypes] = ptsNonIP
+	}
+	if responses := sumPair(dom.responses); unique >= nxMinUniq && responses > 0 && sumPair(dom.nxdomains)*10 > responses*3 {
+		points[reasonNXRatio] = ptsNXRatio
+	}
+	if queries >= prevMinQ && dom.nClients <= 2 {
+		points[reasonLowPrevalence] = ptsLowPrev
+	}
+}
+
+// dgaPoints gives the points of the DGA model's tier of the registered
+// label (dgaTier).
+func dgaPoints(points *[nReasons]uint8, tier uint8) {
+	switch tier {
+	case 3:
+		points[reasonDGALabel] = ptsDGA3
+	case 2:
+		points[reasonDGALabel] = ptsDGA2
+	case 1:
+		points[reasonDGALabel] = ptsDGA1
+	}
+}
+
+// registeredShape returns the shape of a lower-case registered label
+// under the lower-case public suffix suf.
+func (e *Engine) registeredShape(label, suf []byte) labelShape {
+	s := shapeOf(label)
+	if s.ok {
+		s.suffix = uint16(maphash.Bytes(e.seed, suf))
+		s.sufP = sufShare(suf)
+	}
+	return s
+}
+
+// decide adds up res.points into the score, the top reason, the detector
+// and the action, and makes a block verdict sticky.
+func (e *Engine) decide(res *Result, update bool, now uint32) {
+	points := &res.points
+
+	// Detector switches.
+	for i := range points {
+		det := reasonDetector[i]
+		if (det == 0 && e.cfg.NoTunnel) || (det == 1 && e.cfg.NoDGA) || (det == 2 && e.cfg.NoNewlySeen) {
+			points[i] = 0
+		}
+	}
+	total, lexPoints := 0, 0
+	var perDetector [3]int
+	top := -1
+	for i, v := range points {
+		if v == 0 {
+			continue
+		}
+		if i < int(reasonEncodedPrefixes) || i == int(reasonDGALabel) || i == int(reasonClientDGA) {
+			// The DGA label and the client's run of DGA-like labels
+			// are per-query lexical evidence too: they alert but
+			// never block on their own (lexCap + ptsNewlySeen < Block).
+			lexPoints += int(v)
+		} else {
+			total += int(v)
+		}
+		perDetector[reasonDetector[i]] += int(v)
+		if top < 0 || v > points[top] {
+			top = i
+		}
+	}
+	if lexPoints > lexCap {
+		lexPoints = lexCap
+	}
+	total += lexPoints
+	// Newly seen alone is context, not a detection: it never decides.
+	if total == int(points[reasonNewlySeen]) {
+		total = 0
+	}
+	if total > 100 {
+		total = 100
+	}
+	res.Score = total
+	if top >= 0 {
+		res.topReason = uint8(top)
+	}
+	res.detector = 0
+	if perDetector[1] > perDetector[0] {
+		res.detector = 1
+	}
+	switch {
+	case total >= e.cfg.Block:
+		res.Action = Block
+	case total >= e.cfg.Alert:
+		res.Action = Alert
+	}
+	if res.Action == Block && update {
+		e.verdicts.put(verdict{
+			key: res.domainKey, until: now + e.stickyFor, score: uint8(total),
+			reason: res.topReason, detector: res.detector,
+		}, now)
+	}
+}
+
+// lowerTab maps ASCII upper case to lower case and every other byte to
+// itself.
+var lowerTab = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+		if 'A' <= i && i <= 'Z' {
+			t[i] = byte(i + 'a' - 'A')
+		}
+	}
+	return
+}()
+
+// keyOfClient hashes a client address: IPv4 /32, IPv6 /64.
+func keyOfClient(seed maphash.Seed, a netip.Addr) uint64 {
+	if !a.IsValid() {
+		return 0
+	}
+	a = a.Unmap()
+	b := a.As16()
+	n := 16
+	if a.Is6() {
+		n = 8
+	}
+	k := maphash.Bytes(seed, b[:n])
+	if k == 0 {
+		k = 1
+	}
+	return k
+}
