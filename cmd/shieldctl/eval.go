@@ -25,7 +25,8 @@ const evalUsage = `usage: shieldctl eval [flags] FILE...
 Replays labelled query names through the detection engine the plugin uses,
 in order, on a synthetic clock, and prints per label and per group (family
 or tool): the alert and block rates (detection rate for attack labels,
-false-positive rate for benign ones), the queries until the first block,
+false-positive rate for benign ones), the queries until the first alert
+(an alert or a block: the group's client is flagged) and the first block,
 and the share of the queries after it that were blocked. With -suspect N
 it then replays, for each group answered NXDOMAIN (DGA families), its
 first N names from one client on a fresh engine and reports whether the
@@ -237,11 +238,14 @@ func benignLabel(l string) bool {
 
 func printEval(out io.Writer, rp *score.Replay, verbose bool, firsts map[[2]string]string) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "label\tgroup\tqueries\tscored\talerts\talert rate\tblocks\tblock rate\tfirst block\tblocked after\tdomains blocked\tmeaning\t")
+	fmt.Fprintln(tw, "label\tgroup\tqueries\tscored\talerts\talert rate\tblocks\tblock rate\tfirst alert\tfirst block\tblocked after\tdomains blocked\tmeaning\t")
 	row := func(g *score.GroupStats, group string) {
-		first := "-"
+		first, firstAlert := "-", "-"
 		if g.FirstBlock > 0 {
 			first = strconv.Itoa(g.FirstBlock)
+		}
+		if g.FirstAlert > 0 {
+			firstAlert = strconv.Itoa(g.FirstAlert)
 		}
 		after := "-"
 		if g.After > 0 {
@@ -251,9 +255,9 @@ func printEval(out io.Writer, rp *score.Replay, verbose bool, firsts map[[2]stri
 		if benignLabel(g.Label) {
 			meaning = "false-positive rate"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.3f%%\t%d\t%.3f%%\t%s\t%s\t%d\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.3f%%\t%d\t%.3f%%\t%s\t%s\t%s\t%d\t%s\t\n",
 			g.Label, group, g.Queries, g.Scored, g.Alerts, 100*g.AlertRate(), g.Blocks, 100*g.BlockRate(),
-			first, after, len(g.Blocked), meaning)
+			firstAlert, first, after, len(g.Blocked), meaning)
 	}
 	for _, g := range rp.Labels() {
 		row(g, "(all)")

@@ -29,6 +29,7 @@ type Engine struct {
 	verdicts    *verdictTable          // sticky blocks
 	recentNames *seenTable             // exact names queried recently
 	history     *bloom                 // registered domains seen in the last one to two long windows
+	dgaEvidence *dgaEvidence           // per-client DGA evidence (dga.go)
 }
 
 // New makes an engine. It allocates every table now; nothing grows later.
@@ -50,6 +51,7 @@ func New(cfg Config) (*Engine, error) {
 		verdicts:      newVerdictTable(cfg.Verdicts),
 		recentNames:   newSeenTable(cfg.Names),
 		history:       newBloom(1 << 22), // 2 x 512 KiB: ~1% false "seen" at 400k domains a day
+		dgaEvidence:   newDGAEvidence(dgaEvidenceSlots),
 	}
 	// The engine clock starts one long window in the past so that 0 can
 	// mean "never".
@@ -112,5 +114,6 @@ func (e *Engine) Stats() Stats {
 func (e *Engine) MemoryBound() int {
 	return e.domains.bytes() + e.clients.bytes() +
 		e.verdicts.capacity*int(unsafe.Sizeof(verdict{})) +
-		len(e.recentNames.slots)*4 + len(e.history.bits[0])*16 + suffixMemoSize*8
+		len(e.recentNames.slots)*4 + len(e.history.bits[0])*16 + suffixMemoSize*8 +
+		len(e.dgaEvidence.slots)*8
 }

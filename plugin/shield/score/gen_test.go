@@ -211,3 +211,219 @@ func TestGenerateShapes(t *testing.T) {
 	}
 	t.Logf("%d registered domains, %d suffixes with >= 20", n, len(keys))
 }
+
+// knModel is an interpolated Kneser-Ney character model of order 3 over
+// the DGA symbols (dga.go), trained by TestGenerateTrigrams. Its contexts
+// start padded with the boundary symbol; a label ends with it.
+type knModel struct {
+	cnt   [4]map[string]float64 // k-gram counts: raw at order 3, continuation counts below
+	ctx   [4]map[string]float64 // per order and context: the sum of its counts
+	types [4]map[string]float64 // per order and context: distinct next symbols
+}
+
+// knDiscount is the absolute discount of Kneser-Ney smoothing (the usual
+// 0.75; Chen and Goodman 1998).
+const knDiscount = 0.75
+
+// knString maps a label to its symbols with two boundaries in front and
+// one at the end; ok is false for a byte outside a-z, 0-9 and '-'.
+func knString(label string) (string, bool) {
+	b := []byte{boundary, boundary}
+	for i := 0; i < len(label); i++ {
+		s := symbol(label[i])
+		if s < 0 {
+			return "", false
+		}
+		b = append(b, byte(s))
+	}
+	return string(append(b, boundary)), true
+}
+
+func newKNModel(labels []string) *knModel {
+	m := &knModel{}
+	for k := 1; k <= 3; k++ {
+		m.cnt[k], m.ctx[k], m.types[k] = map[string]float64{}, map[string]float64{}, map[string]float64{}
+	}
+	for _, l := range labels {
+		s, ok := knString(l)
+		if !ok {
+			continue
+		}
+		for i := 2; i < len(s); i++ {
+			m.cnt[3][s[i-2:i+1]]++
+		}
+	}
+	for k := 2; k >= 1; k-- {
+		for g := range m.cnt[k+1] {
+			m.cnt[k][g[1:]]++
+		}
+	}
+	for k := 1; k <= 3; k++ {
+		for g, c := range m.cnt[k] {
+			m.ctx[k][g[:k-1]] += c
+			m.types[k][g[:k-1]]++
+		}
+	}
+	return m
+}
+
+// prob returns P(w | h), h the two symbols before w.
+func (m *knModel) prob(h string, w byte) float64 {
+	p := 1.0 / nSym
+	for k := 1; k <= 3; k++ {
+		hh := h[len(h)-(k-1):]
+		c := m.ctx[k][hh]
+		if c == 0 {
+			continue
+		}
+		n := m.cnt[k][hh+string(w)]
+		p = math.Max(n-knDiscount, 0)/c + knDiscount*m.types[k][hh]/c*p
+	}
+	return p
+}
+
+// table returns the model as trigramCost holds it.
+func (m *knModel) table() []uint8 {
+	t := make([]uint8, nSym*nSym*nSym)
+	for a := 0; a < nSym; a++ {
+		for b := 0; b < nSym; b++ {
+			h := string([]byte{byte(a), byte(b)})
+			for c := 0; c < nSym; c++ {
+				v := math.Round(-math.Log2(m.prob(h, byte(c))) * 16)
+				t[(a*nSym+b)*nSym+c] = uint8(min(v, 255))
+			}
+		}
+	}
+	return t
+}
+
+// trigramStat is trigramSurprise over a given table (the generator
+// scores held-out folds with their own tables).
+func trigramStat(t []uint8, label []byte) int {
+	a, b := boundary, boundary
+	sum := 0
+	for _, ch := range label {
+		c := symbol(ch)
+		sum += min(int(t[(a*nSym+b)*nSym+c]), surpriseCap) - surpriseBase
+		a, b = b, c
+	}
+	return sum + min(int(t[(a*nSym+b)*nSym+boundary]), surpriseCap) - surpriseBase
+}
+
+// modelLabels returns the distinct registered labels of the Umbrella top
+// 100k as the engine finds them (its public suffix walk, without exempt
+// names such as the CDN tenants under cloudfront.net), made of a-z, 0-9
+// and '-' only, in order of first appearance, split in two: odd positions
+// train the DGA model, even positions are held out for its false-positive
+// figures.
+func modelLabels(t testing.TB) (train, held []string) {
+	e := mustEngine(t, Config{})
+	seen := map[string]bool{}
+	i := 0
+	for _, n := range lines(t, "benign_umbrella_top100k_fqdn.txt.gz") {
+		l, ok := engineLabel(e, n)
+		if !ok || seen[l] {
+			continue
+		}
+		seen[l] = true
+		if i%2 == 1 {
+			train = append(train, l)
+		} else {
+			held = append(held, l)
+		}
+		i++
+	}
+	return train, held
+}
+
+// engineLabel returns the registered label of a name as the engine sees
+// it, and false when the engine would not score it with the DGA model.
+func engineLabel(e *Engine, name string) (string, bool) {
+	b := []byte(strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), "."))
+	if len(b) == 0 || len(b) > 253 {
+		return "", false
+	}
+	reg, suf := e.suffixes.registered(b)
+	if reg < 0 || suf-1 <= reg || e.exempted(b) || exemptQuery(b, 1) {
+		return "", false
+	}
+	l := string(b[reg : suf-1])
+	if _, ok := knString(l); !ok {
+		return "", false
+	}
+	return l, true
+}
+
+// TestGenerateTrigrams trains the DGA model on the training half of the
+// Umbrella labels (modelLabels) and writes dga_model_table.go: the table
+// and the tier thresholds, measured on the training half by 5-fold
+// cross-fitting (each fifth scored by a model trained on the other four),
+// so that the thresholds see labels the way the model sees new ones. It
+// runs only with -generate (see go:generate in dga.go).
+func TestGenerateTrigrams(t *testing.T) {
+	if !*generate {
+		t.Skip("run with -generate to rewrite dga_model_table.go")
+	}
+	train, _ := modelLabels(t)
+	const folds = 5
+	var stats [2][]int // letters only, other
+	for f := 0; f < folds; f++ {
+		var tr []string
+		for i, l := range train {
+			if i%folds != f {
+				tr = append(tr, l)
+			}
+		}
+		tab := newKNModel(tr).table()
+		for i, l := range train {
+			if i%folds == f && len(l) >= minDGALabel {
+				stats[labelClass([]byte(l))] = append(stats[labelClass([]byte(l))], trigramStat(tab, []byte(l)))
+			}
+		}
+	}
+	// The top tier has a budget of topBudget of all training labels in
+	// each class; the two lower tiers are the 1% and 10% quantiles of
+	// the scored labels of each class.
+	const topBudget = 0.00025
+	var th [2][3]int
+	for c := range stats {
+		s := stats[c]
+		sort.Ints(s)
+		n := len(s)
+		th[c][0] = s[n-n/10] // at or above: the top 10%
+		th[c][1] = s[n-n/100]
+		k := int(topBudget * float64(len(train)))
+		th[c][2] = s[n-1-k] + 1 // above the k+1-th highest
+	}
+	tab := newKNModel(train).table()
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "// Code generated by TestGenerateTrigrams (go generate); DO NOT EDIT.\n\n")
+	fmt.Fprintf(&b, "package score\n\n")
+	fmt.Fprintf(&b, "// trigramCost is -log2 P(next | two previous) in sixteenths of a bit,\n")
+	fmt.Fprintf(&b, "// interpolated Kneser-Ney, trained on the %d registered labels at odd\n", len(train))
+	fmt.Fprintf(&b, "// positions of the Umbrella top 100k (benign_umbrella_top100k_fqdn, see\n")
+	fmt.Fprintf(&b, "// modelLabels). Index (a*nSym+b)*nSym+c: a and b the previous symbols\n")
+	fmt.Fprintf(&b, "// (boundary at the start), c the next (boundary at the end).\n")
+	fmt.Fprintf(&b, "var trigramCost = [nSym * nSym * nSym]uint8{")
+	for i, v := range tab {
+		if i%32 == 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "%d,", v)
+	}
+	b.WriteString("\n}\n\n")
+	fmt.Fprintf(&b, "// dgaTiers are the surprise thresholds of tiers 1 to 3 (dgaTier) for\n")
+	fmt.Fprintf(&b, "// labels of letters only and for the others: 10%% and 1%% of the %d\n", len(stats[0]))
+	fmt.Fprintf(&b, "// and %d training labels of 8 or more characters of each class, and\n", len(stats[1]))
+	fmt.Fprintf(&b, "// %.3f%% of all %d training labels in each class, measured by 5-fold\n", 100*topBudget, len(train))
+	fmt.Fprintf(&b, "// cross-fitting.\n")
+	fmt.Fprintf(&b, "var dgaTiers = [2][3]int32{{%d, %d, %d}, {%d, %d, %d}}\n", th[0][0], th[0][1], th[0][2], th[1][0], th[1][1], th[1][2])
+	src, err := format.Source(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("dga_model_table.go", src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("trained on %d labels; tiers %v", len(train), th)
+}

@@ -24,6 +24,7 @@ type GroupStats struct {
 	Alerts       int // alert or block (a block is also an alert)
 	Blocks       int
 	FirstBlock   int // 1-based index of the first blocked query of the group; 0: never
+	FirstAlert   int // 1-based index of the first query that alerted or was blocked; 0: never
 	After        int // queries after the first block
 	AfterBlocked int // of those, blocked
 	Domains      map[string]bool
@@ -106,6 +107,9 @@ func (r *Replay) Run(ev Event) Result {
 		}
 		if res.Action >= Alert {
 			s.Alerts++
+			if s.FirstAlert == 0 {
+				s.FirstAlert = s.Queries
+			}
 		}
 		if res.Action == Block {
 			s.Blocks++

@@ -48,6 +48,7 @@ type Result struct {
 	sufStart    int             // offset of the public suffix in name
 	scored      bool            // not exempt and not sticky: ObserveResponse counts it
 	suspectRule bool            // a newly seen domain of at most two clients: the suspect-client rule applies
+	dgaTier     uint8           // 1 + the DGA tier of the registered label under the suspect-client rule (dga.go); 0: not scored
 	topReason   uint8           // reason with the most points
 	detector    uint8           // detector with the most points
 }

@@ -121,14 +121,30 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 	if newlySeen {
 		points[reasonNewlySeen] = ptsNewlySeen
 	}
-	if cost, ok := dgaCost(label); ok {
-		dgaPoints(points, cost)
+	tier, dgaScored := dgaTier(label)
+	if dgaScored {
+		dgaPoints(points, tier)
 	}
 
 	// The client's state: a suspect client's queries for newly seen,
 	// unpopular domains that fit its NXDOMAIN profile, when the evidence
 	// outweighs the chance that a benign name fits (shape.go).
 	res.suspectRule = newlySeen && (!known || dom.nClients <= 2) && res.clientKey != 0 && len(label) > 0
+	// The client's run of new domains that look machine-made (dga.go):
+	// a domain first seen now adds its tier's evidence; at evAlert the
+	// client's new domains of tier 2 or more alert, at evCap those of
+	// tier 1 too.
+	if res.suspectRule && dgaScored {
+		res.dgaTier = tier + 1
+		delta := 0
+		if update && unremembered {
+			delta = evTier[tier]
+		}
+		run, _ := e.dgaEvidence.add(res.clientKey, delta, 0, now, e.shortEpochLen)
+		if (run >= evAlert && tier >= 2) || (run >= evCap && tier >= 1) {
+			points[reasonClientDGA] = ptsClientDGA
+		}
+	}
 	if res.suspectRule {
 		c, unlockClient, _ := e.clients.get(res.clientKey, now, peek)
 		if c != nil && c.suspect > now {
@@ -248,14 +264,16 @@ func domainPoints(points *[nReasons]uint8, dom *domainState) {
 	}
 }
 
-// dgaPoints gives the points of the DGA model's cost of the registered
-// label.
-func dgaPoints(points *[nReasons]uint8, cost float32) {
-	switch {
-	case cost >= dgaCost999:
-		points[reasonDGALabel] = ptsDGA999
-	case cost >= dgaCost99:
-		points[reasonDGALabel] = ptsDGA99
+// dgaPoints gives the points of the DGA model's tier of the registered
+// label (dgaTier).
+func dgaPoints(points *[nReasons]uint8, tier uint8) {
+	switch tier {
+	case 3:
+		points[reasonDGALabel] = ptsDGA3
+	case 2:
+		points[reasonDGALabel] = ptsDGA2
+	case 1:
+		points[reasonDGALabel] = ptsDGA1
 	}
 }
 
@@ -289,7 +307,10 @@ func (e *Engine) decide(res *Result, update bool, now uint32) {
 		if v == 0 {
 			continue
 		}
-		if i < int(reasonEncodedPrefixes) {
+		if i < int(reasonEncodedPrefixes) || i == int(reasonDGALabel) || i == int(reasonClientDGA) {
+			// The DGA label and the client's run of DGA-like labels
+			// are per-query lexical evidence too: they alert but
+			// never block on their own (lexCap + ptsNewlySeen < Block).
 			lexPoints += int(v)
 		} else {
 			total += int(v)
