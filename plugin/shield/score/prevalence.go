@@ -9,28 +9,31 @@ import (
 // used it without scoring (below the alert threshold) over the last
 // prevalence window (7 days by default), in fixed memory.
 //
-// It is a count-min sketch whose cells are 64-bit client bitmaps: a
-// domain owns two cells of one 64-byte line (one cache miss per query),
-// and a client sets one bit in each, chosen by different bits of its key.
-// A cell's clients are counted by linear counting, and a domain's count
-// is the smaller of its two cells. Setting a bit twice changes nothing,
-// so the sketch de-duplicates by itself; other domains that share a cell
-// can only add bits, so the estimate errs towards "popular", which keeps
-// a verdict client-scoped (the safe side). One client, however many
-// domains it floods, sets the same bit in every cell: it adds at most one
-// client to any domain.
+// It is a sketch whose cells are 64-bit client bitmaps: a domain owns two
+// cells of one 64-byte line (one cache miss per query), and a client sets
+// one bit in each, chosen by different bits of its key. A cell's clients
+// are counted by linear counting. Setting a bit twice changes nothing, so
+// the sketch de-duplicates by itself. One client, however many domains it
+// floods, sets the same bit in every cell: it adds at most one client to
+// any domain.
+//
+// Errors: other domains that share a cell add bits, so a count errs high,
+// towards "popular", which keeps a verdict client-scoped: the safe side
+// (a tunnel on a busy resolver then goes fleet-wide with its K-th earner
+// instead of at once). Earners (the clients whose own queries scored at
+// or above block) are taken out of a count by clearing their bits, which
+// also clears a non-earner that shares the bit: that errs low, the unsafe
+// side. So a domain's count is the larger of its two cells' counts, not
+// the smaller as in a count-min sketch: a non-earner is missed only when
+// it shares an earner's bit in both cells. TestPrevalenceSketch measures
+// both errors. At the threshold P the count is within one of the truth
+// (two clients may share a bit).
 //
 // Decay: two generations of half the window each. Queries set bits in the
 // current one; the count is over the union of both, so it covers between
 // one half and the whole window. Changing generation clears the older
 // one (once per half window, off the common path, like the history
 // filters).
-//
-// Earners (the clients whose own queries scored at or above block) are
-// taken out of a count by clearing their bits. A non-earner whose bit is
-// an earner's in one of the two cells is missed: for one other client
-// and one earner that is 1/64 per cell (TestPrevalenceSketch measures
-// it).
 type prevalence struct {
 	lines [2][]prevLine
 	mask  uint64
@@ -109,7 +112,7 @@ func (p *prevalence) others(dom uint64, except []uint64) int {
 		m2 &^= b2
 	}
 	// distinct64 (feedback.go) is linear counting over 64 bits.
-	return min(distinct64(m1), distinct64(m2))
+	return max(distinct64(m1), distinct64(m2))
 }
 
 func clearLines(ls []prevLine) {
