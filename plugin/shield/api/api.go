@@ -59,6 +59,31 @@ type Backend interface {
 	// Audit returns up to limit recent audit records, newest first, each
 	// one JSON object.
 	Audit(limit int) []json.RawMessage
+	// Verdicts lists the detection verdicts, one per registered domain.
+	Verdicts() []Verdict
+	// ClearVerdict removes every verdict on a registered domain and
+	// returns what it was.
+	ClearVerdict(domain, actor string) (Verdict, error)
+	// PromoteVerdict makes a domain's verdict fleet-wide: an operator's
+	// decision, with a reason.
+	PromoteVerdict(domain, reason, actor string) (Verdict, error)
+}
+
+// Verdict is one registered domain's detection verdict.
+type Verdict struct {
+	Domain   string    `json:"domain"`
+	Scope    string    `json:"scope"`             // client or fleet
+	Clients  []string  `json:"clients,omitempty"` // the clients that earned it
+	Score    int       `json:"score"`
+	Detector string    `json:"detector"`
+	Reasons  []string  `json:"reasons,omitempty"`
+	Start    time.Time `json:"start"`
+	Expires  time.Time `json:"expires"`
+}
+
+// PromoteRequest is the body of POST /v1/verdicts/{domain}/promote.
+type PromoteRequest struct {
+	Reason string `json:"reason"`
 }
 
 // Status is the answer of GET /v1/status.
@@ -82,19 +107,23 @@ type ListStatus struct {
 
 // Explanation is the answer of GET /v1/explain.
 type Explanation struct {
-	Name           string      `json:"name"`
-	Client         string      `json:"client,omitempty"`
-	Verdict        string      `json:"verdict"` // pass, allow, block, sinkhole, walled_garden, monitor ...
-	Why            []string    `json:"why,omitempty"`
-	List           string      `json:"list,omitempty"`
-	Rule           string      `json:"rule,omitempty"`
-	ListVersion    string      `json:"list_version,omitempty"`
-	Score          int         `json:"score"`
-	Reasons        []string    `json:"reasons,omitempty"`
-	Sticky         bool        `json:"sticky,omitempty"`
-	Quarantine     *Quarantine `json:"quarantine,omitempty"`
-	EmergencyBlock *Block      `json:"emergency_block,omitempty"`
-	WalledGarden   string      `json:"walled_garden,omitempty"`
+	Name        string   `json:"name"`
+	Client      string   `json:"client,omitempty"`
+	Verdict     string   `json:"verdict"` // pass, allow, block, sinkhole, walled_garden, monitor ...
+	Why         []string `json:"why,omitempty"`
+	List        string   `json:"list,omitempty"`
+	Rule        string   `json:"rule,omitempty"`
+	ListVersion string   `json:"list_version,omitempty"`
+	Score       int      `json:"score"`
+	Reasons     []string `json:"reasons,omitempty"`
+	Sticky      bool     `json:"sticky,omitempty"`
+	// Scope is the scope of the sticky detection verdict that holds for
+	// the client: "client" or "fleet".
+	Scope            string      `json:"scope,omitempty"`
+	RegisteredDomain string      `json:"registered_domain,omitempty"`
+	Quarantine       *Quarantine `json:"quarantine,omitempty"`
+	EmergencyBlock   *Block      `json:"emergency_block,omitempty"`
+	WalledGarden     string      `json:"walled_garden,omitempty"`
 }
 
 // Quarantine is one quarantined client.
@@ -133,7 +162,8 @@ type BlockRequest struct {
 // Options hooks metrics in. Every field may be nil.
 type Options struct {
 	// OnRequest is called once per request with the endpoint (status,
-	// explain, quarantine, blocks, audit or other) and the status code.
+	// explain, quarantine, blocks, audit, verdicts or other) and the
+	// status code.
 	OnRequest func(endpoint string, code int)
 	// OnAuthFailure is called for every request refused with 401.
 	OnAuthFailure func()
@@ -151,6 +181,9 @@ func NewHandler(b Backend, tokens *Tokens, o Options) http.Handler {
 	h.mux.HandleFunc("POST /v1/blocks", h.addBlock)
 	h.mux.HandleFunc("DELETE /v1/blocks/{name}", h.unblock)
 	h.mux.HandleFunc("GET /v1/audit", h.audit)
+	h.mux.HandleFunc("GET /v1/verdicts", h.listVerdicts)
+	h.mux.HandleFunc("DELETE /v1/verdicts/{domain}", h.clearVerdict)
+	h.mux.HandleFunc("POST /v1/verdicts/{domain}/promote", h.promoteVerdict)
 	return h
 }
 
@@ -191,7 +224,7 @@ func endpoint(path string) string {
 		rest = rest[:i]
 	}
 	switch rest {
-	case "status", "explain", "quarantine", "blocks", "audit":
+	case "status", "explain", "quarantine", "blocks", "audit", "verdicts":
 		return rest
 	}
 	return "other"
@@ -362,6 +395,38 @@ func (h *handler) audit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"records": recs})
 }
 
+func (h *handler) listVerdicts(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"verdicts": nonNil(h.b.Verdicts())})
+}
+
+func (h *handler) clearVerdict(w http.ResponseWriter, r *http.Request) {
+	v, err := h.b.ClearVerdict(r.PathValue("domain"), actor(r))
+	if err != nil {
+		writeBackendError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (h *handler) promoteVerdict(w http.ResponseWriter, r *http.Request) {
+	data, code, err := readBody(w, r)
+	if err != nil {
+		writeError(w, code, err.Error())
+		return
+	}
+	req, err := DecodePromote(data)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	v, err := h.b.PromoteVerdict(r.PathValue("domain"), req.Reason, actor(r))
+	if err != nil {
+		writeBackendError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
 func nonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}
@@ -466,4 +531,14 @@ func DecodeBlock(data []byte) (BlockRequest, time.Duration, error) {
 	}
 	ttl, err := parseTTL(req.TTL)
 	return req, ttl, err
+}
+
+// DecodePromote parses and checks the body of POST
+// /v1/verdicts/{domain}/promote.
+func DecodePromote(data []byte) (PromoteRequest, error) {
+	var req PromoteRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return req, err
+	}
+	return req, checkReason(req.Reason)
 }
