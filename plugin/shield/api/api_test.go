@@ -247,9 +247,10 @@ func TestReasonControlCharacters(t *testing.T) {
 }
 
 // TestVerdictEndpoints: list, clear and promote, with the actor of the
-// token, a required reason for promote, and strict bodies.
+// token, a write token for changes, a required reason for promote, and
+// strict bodies.
 func TestVerdictEndpoints(t *testing.T) {
-	ts, _ := ParseTokens(strings.NewReader("ops:" + tok))
+	ts, _ := ParseTokens(strings.NewReader("ops:" + tok + "\nsoc:" + readTok + ":read\n"))
 	f := &fake{}
 	reqs := map[string]int{}
 	srv, err := Listen("127.0.0.1:0", NewHandler(f, ts, Options{OnRequest: func(ep string, code int) { reqs[fmt.Sprintf("%s %d", ep, code)]++ }}))
@@ -267,6 +268,9 @@ func TestVerdictEndpoints(t *testing.T) {
 		{"DELETE", "/v1/verdicts/tun.example", "", "", 401, "bearer"},
 		{"POST", "/v1/verdicts/tun.example/promote", "", `{"reason":"r"}`, 401, "bearer"},
 		{"GET", "/v1/verdicts", tok, "", 200, `"scope": "client"`},
+		{"GET", "/v1/verdicts", readTok, "", 200, `"clients": [`},
+		{"DELETE", "/v1/verdicts/tun.example", readTok, "", 403, "read-only"},
+		{"POST", "/v1/verdicts/tun.example/promote", readTok, `{"reason":"r"}`, 403, "read-only"},
 		{"DELETE", "/v1/verdicts/tun.example", tok, "", 200, `"domain": "tun.example"`},
 		{"DELETE", "/v1/verdicts/other.example", tok, "", 404, "no verdict"},
 		{"POST", "/v1/verdicts/tun.example/promote", tok, `{"reason":"confirmed c2"}`, 200, `"scope": "fleet"`},
@@ -294,7 +298,7 @@ func TestVerdictEndpoints(t *testing.T) {
 	if got := strings.Join(f.calls, "|"); got != want {
 		t.Errorf("backend calls\n%q\nwant\n%q", got, want)
 	}
-	if reqs["verdicts 200"] != 3 || reqs["verdicts 401"] != 3 {
+	if reqs["verdicts 200"] != 4 || reqs["verdicts 401"] != 3 || reqs["verdicts 403"] != 2 {
 		t.Errorf("request counts %v", reqs)
 	}
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"strings"
 	"testing"
-	"unicode"
 )
 
 var stringsReader = strings.NewReader
@@ -16,10 +15,12 @@ func FuzzDecodeQuarantine(f *testing.F) {
 	f.Add([]byte(`{"client":"10.0.0.5","ttl":"-1h","reason":"r"}`))
 	f.Add([]byte(`{"client":1}`))
 	f.Add([]byte(`{"client":"a","reason":"b","path":"/etc/shadow"}`))
+	f.Add([]byte(`{"client":"10.0.0.5","reason":"r","client":"10.0.0.6"}`))
+	f.Add([]byte(`{"client":"10.0.0.5","reason":"evil\u202egnp.exe","force":true}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, ttl, err := DecodeQuarantine(data)
 		if err == nil && (req.Client == "" || req.Reason == "" || ttl < 0 || len(req.Reason) > maxReason ||
-			strings.IndexFunc(req.Reason, unicode.IsControl) >= 0) {
+			strings.IndexFunc(req.Reason, badReasonRune) >= 0) {
 			t.Fatalf("accepted %+v ttl %s", req, ttl)
 		}
 	})
@@ -31,7 +32,7 @@ func FuzzDecodeBlock(f *testing.F) {
 	f.Add([]byte(`{"name":"\u0000","reason":"\ud800"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, ttl, err := DecodeBlock(data)
-		if err == nil && (req.Name == "" || req.Reason == "" || ttl < 0 || strings.IndexFunc(req.Reason, unicode.IsControl) >= 0) {
+		if err == nil && (req.Name == "" || req.Reason == "" || ttl < 0 || strings.IndexFunc(req.Reason, badReasonRune) >= 0) {
 			t.Fatalf("accepted %+v ttl %s", req, ttl)
 		}
 	})

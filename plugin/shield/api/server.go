@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -49,22 +51,60 @@ func IsLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// ListenOptions says how the server is reached.
+type ListenOptions struct {
+	// CertFile and KeyFile are a PEM certificate (chain) and its key: the
+	// server speaks HTTPS (TLS 1.2 or later) with them. Both or neither.
+	CertFile, KeyFile string
+	// Insecure allows plain HTTP on an address that is not loopback.
+	// Without it, such an address needs CertFile and KeyFile: bearer
+	// tokens must not cross a network in clear text.
+	Insecure bool
+}
+
+// ErrInsecure is returned by ListenWith for a plain-HTTP address that is
+// not loopback without ListenOptions.Insecure.
+var ErrInsecure = errors.New("not loopback and no TLS")
+
 // Server is a running API server whose handler can be swapped, so that a
 // Corefile reload hands the listening socket to the new configuration
 // instead of closing and rebinding it.
 type Server struct {
-	srv *http.Server
-	ln  net.Listener
-	h   atomic.Pointer[http.Handler]
+	srv  *http.Server
+	ln   net.Listener
+	h    atomic.Pointer[http.Handler]
+	cert atomic.Pointer[tls.Certificate] // nil without TLS
 }
 
-// Listen listens on addr and serves h.
+// Listen listens on addr and serves h over plain HTTP. An address that is
+// not loopback is refused (ErrInsecure): use ListenWith for TLS or to
+// allow it.
 func Listen(addr string, h http.Handler) (*Server, error) {
+	return ListenWith(addr, h, ListenOptions{})
+}
+
+// ListenWith listens on addr and serves h, over TLS if o has a
+// certificate. The certificate and key are read before listening, so a
+// bad pair is an error here.
+func ListenWith(addr string, h http.Handler, o ListenOptions) (*Server, error) {
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		return nil, errors.New("api TLS needs both a certificate and a key")
+	}
+	useTLS := o.CertFile != ""
+	if !useTLS && !o.Insecure && !IsLoopback(addr) {
+		return nil, fmt.Errorf("api %s: %w: give a certificate and key (api_tls CERT KEY), or allow plain HTTP explicitly (api_insecure)", addr, ErrInsecure)
+	}
+	s := &Server{}
+	if useTLS {
+		if err := s.loadCert(o.CertFile, o.KeyFile); err != nil {
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ln: ln}
+	s.ln = ln
 	s.h.Store(&h)
 	var protos http.Protocols
 	protos.SetHTTP1(true) // HTTP/1.1 only: no h2c, no HTTP/2
@@ -81,8 +121,41 @@ func Listen(addr string, h http.Handler) (*Server, error) {
 	}
 	// Serve returns http.ErrServerClosed after Close, or the listener's
 	// error; either way the server is done and Close has nothing to add.
-	go s.srv.Serve(ln)
+	if useTLS {
+		s.srv.TLSConfig = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"http/1.1"},
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return s.cert.Load(), nil
+			},
+		}
+		go s.srv.ServeTLS(ln, "", "")
+	} else {
+		go s.srv.Serve(ln)
+	}
 	return s, nil
+}
+
+func (s *Server) loadCert(certFile, keyFile string) error {
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return fmt.Errorf("api TLS: %w", err)
+	}
+	s.cert.Store(&c)
+	return nil
+}
+
+// TLS reports whether the server speaks HTTPS.
+func (s *Server) TLS() bool { return s.cert.Load() != nil }
+
+// ReloadTLS reads the certificate and key again (a renewed certificate)
+// for the connections that follow. On error the old pair stays in use.
+// A server without TLS cannot take one up: listen again for that.
+func (s *Server) ReloadTLS(certFile, keyFile string) error {
+	if !s.TLS() {
+		return errors.New("api: the server listens without TLS")
+	}
+	return s.loadCert(certFile, keyFile)
 }
 
 // Addr returns the address the server listens on.

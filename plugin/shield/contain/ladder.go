@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -79,12 +80,13 @@ func parseCount(v string) (int, error) {
 // Escalation is a rule that fired for a client.
 type Escalation struct {
 	Rule     *Rule
-	Client   netip.Addr
-	Evidence []string // "name (kind: reason, ...)" of the blocks that counted
+	Client   netip.Addr   // the address of the block that made the rule fire
+	Key      netip.Prefix // the client as counted and to quarantine: ClientKey(Client)
+	Evidence []string     // "name (kind: reason, ...)" of the blocks that counted
 }
 
 type ladderKey struct {
-	client netip.Addr
+	client netip.Prefix // ClientKey: an IPv4 /32 or an IPv6 /64
 	rule   int
 }
 
@@ -97,18 +99,29 @@ type hit struct {
 
 // counter holds the last Count hits of one client for one rule: hits
 // grows to Count, then is a ring whose oldest entry is at next. Growing
-// keeps a table of mostly one-hit clients small.
+// keeps a table of mostly one-hit clients small. After the rule fires,
+// hits is emptied and the counter is quiet until the end of the rule's
+// window from then (unix nanoseconds): a rule fires at most once per
+// client per window.
 type counter struct {
-	hits []hit
-	next int
+	hits  []hit
+	next  int
+	quiet int64
 }
 
 // Ladder counts blocks per client and rule and reports when a rule fires.
-// Its table is bounded; when full, an arbitrary entry is evicted. It is
-// safe for concurrent use.
+// An IPv6 client is counted by its /64 (ClientKey), so a host cannot
+// spread its blocks over addresses of its own /64, nor fill the table
+// with them. A rule fires at most once per client per its window: the
+// blocks that follow within the window are not counted (Suppressed), so a
+// client that keeps triggering cannot churn the store, the state file
+// and the audit log. Its table is bounded; when full, an arbitrary entry
+// is evicted (a quiet period can be lost that way, and the quarantine it
+// would repeat is then only extended). It is safe for concurrent use.
 type Ladder struct {
-	rules []Rule
-	max   int
+	rules      []Rule
+	max        int
+	suppressed atomic.Uint64
 
 	mu    sync.Mutex // guards table
 	table map[ladderKey]*counter
@@ -126,6 +139,10 @@ func NewLadder(rules []Rule, max int) *Ladder {
 // Rules returns the ladder's rules.
 func (l *Ladder) Rules() []Rule { return l.rules }
 
+// Suppressed returns how many blocks were not counted because their rule
+// had fired for the client within its window.
+func (l *Ladder) Suppressed() uint64 { return l.suppressed.Load() }
+
 // Len returns the number of counters held.
 func (l *Ladder) Len() int {
 	l.mu.Lock()
@@ -135,8 +152,9 @@ func (l *Ladder) Len() int {
 
 // Note counts one block of kind for client at now. name and reasons are
 // kept as evidence (not copied: the caller must not change reasons). It
-// returns the escalations that fired, and resets their counters. When no
-// rule counts kind it returns at once without a lock. Note allocates only
+// returns the escalations that fired, and empties their counters, which
+// stay quiet for the rule's window. When no rule counts kind it returns at
+// once without a lock. Note allocates only
 // when a client gets a new counter, its counter grows (at most log2(Count)
 // times) or a rule fires.
 func (l *Ladder) Note(client netip.Addr, kind, name string, reasons []string, now time.Time) []Escalation {
@@ -154,6 +172,7 @@ func (l *Ladder) Note(client netip.Addr, kind, name string, reasons []string, no
 		return nil
 	}
 	t := now.UnixNano()
+	key := ClientKey(client)
 	var out []Escalation
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -162,7 +181,7 @@ func (l *Ladder) Note(client netip.Addr, kind, name string, reasons []string, no
 		if !r.Matches(kind) {
 			continue
 		}
-		k := ladderKey{client, i}
+		k := ladderKey{key, i}
 		c := l.table[k]
 		if c == nil {
 			if len(l.table) >= l.max {
@@ -173,6 +192,10 @@ func (l *Ladder) Note(client netip.Addr, kind, name string, reasons []string, no
 			}
 			c = &counter{hits: make([]hit, 0, min(r.Count, 2))}
 			l.table[k] = c
+		}
+		if t < c.quiet {
+			l.suppressed.Add(1)
+			continue
 		}
 		h := hit{at: t, kind: kind, name: name, reasons: reasons}
 		if len(c.hits) < r.Count {
@@ -197,14 +220,15 @@ func (l *Ladder) Note(client netip.Addr, kind, name string, reasons []string, no
 			}
 			ev = append(ev, s+")")
 		}
-		out = append(out, Escalation{Rule: r, Client: client, Evidence: ev})
-		delete(l.table, k)
+		out = append(out, Escalation{Rule: r, Client: client, Key: key, Evidence: ev})
+		clear(c.hits)
+		c.hits, c.next, c.quiet = c.hits[:0], 0, t+int64(r.Window)
 	}
 	return out
 }
 
 // Sweep drops counters whose newest hit is older than their rule's
-// window at now.
+// window at now and that are not quiet.
 func (l *Ladder) Sweep(now time.Time) {
 	if l == nil {
 		return
@@ -213,6 +237,13 @@ func (l *Ladder) Sweep(now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for k, c := range l.table {
+		if t < c.quiet {
+			continue
+		}
+		if len(c.hits) == 0 {
+			delete(l.table, k)
+			continue
+		}
 		newest := c.hits[(c.next-1+len(c.hits))%len(c.hits)]
 		if t-newest.at > int64(l.rules[k.rule].Window) {
 			delete(l.table, k)

@@ -186,7 +186,9 @@ func (s *Store) Snapshot(now time.Time) State {
 // now, keeping their actor, reason, start and expiry; an expiry beyond
 // the configured maximum from now is cut to it. It returns how many were
 // restored and how many were skipped as invalid or expired. Restore does
-// not replace entries already held.
+// not replace entries already held. It does not apply the address-space
+// cap: what is restored was accepted before (maybe by force), and a
+// restart or a reload must not release anyone.
 func (s *Store) Restore(st State, now time.Time) (restored, skipped int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -199,7 +201,9 @@ func (s *Store) Restore(st State, now time.Time) (restored, skipped int) {
 			skipped++
 			continue
 		}
-		p = p.Masked()
+		// An older file may hold IPv6 hosts as /128s: they become their
+		// /64 (the first one restored wins).
+		p = normPrefix(p)
 		if _, ok := s.quar[p]; ok {
 			skipped++
 			continue
@@ -209,7 +213,7 @@ func (s *Store) Restore(st State, now time.Time) (restored, skipped int) {
 		}
 		q.Client = p
 		q.Reason, q.Actor, q.Evidence = clip(q.Reason, maxReason), clip(q.Actor, maxActor), clipEvidence(q.Evidence)
-		s.quar[p] = newEntry(q)
+		s.put(newEntry(q))
 		keys = append(keys, p)
 		restored++
 	}

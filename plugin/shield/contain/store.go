@@ -3,6 +3,14 @@
 // the escalation ladder that quarantines a client after repeated blocks,
 // and the state file that lets both survive a restart.
 //
+// An IPv4 client is one address; an IPv6 client is its /64 (see
+// ClientBits6), in the store and in the ladder.
+//
+// Guard rails: the address space in quarantine is capped, summed over
+// every quarantine held (Options.MaxSpace4 and MaxSpace6), and an
+// emergency block of a public suffix is refused; both give way to force
+// (QuarantineForce, AddBlockForce), and the ladder never forces.
+//
 // The query path reads an immutable snapshot through an atomic pointer, so
 // a lookup takes no lock and, when nothing is quarantined or blocked, costs
 // one pointer load. Every change (add, release, expiry) builds a new
@@ -16,19 +24,14 @@
 package contain
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
-	"maps"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/dnsshield/shield/plugin/shield/blocklist"
 )
 
 // Errors returned by Store methods; wrap-checked with errors.Is.
@@ -39,14 +42,39 @@ var (
 	ErrFull = errors.New("limit reached")
 	// ErrNotFound means there is no such quarantine or block.
 	ErrNotFound = errors.New("not found")
+	// ErrOverCap means a quarantine would take the address space in
+	// quarantine over its cap. Force overrides it. Such an error is
+	// ErrInvalid too (see NeedsForce).
+	ErrOverCap = errors.New("over the quarantine cap")
+	// ErrPublicSuffix means an emergency block of a public suffix. Force
+	// overrides it. Such an error is ErrInvalid too.
+	ErrPublicSuffix = errors.New("public suffix")
 )
 
-// Bounds. A quarantine broader than these prefix lengths would sink a
-// whole network by accident; an operator who means that can add several.
-const (
-	MinBits4 = 8  // at most 2^24 IPv4 addresses in one quarantine
-	MinBits6 = 32 // an IPv6 /32 is a whole provider allocation
+// NeedsForce reports whether err is a refusal that force overrides
+// (ErrOverCap or ErrPublicSuffix).
+func NeedsForce(err error) bool {
+	return errors.Is(err, ErrOverCap) || errors.Is(err, ErrPublicSuffix)
+}
 
+// refusal is a guard rail's error: it is its kind (ErrOverCap or
+// ErrPublicSuffix) and ErrInvalid as well, so that a caller that knows
+// only ErrInvalid still answers it as a bad request. Check NeedsForce
+// first to tell it apart.
+type refusal struct {
+	kind error
+	msg  string
+}
+
+func (r *refusal) Error() string { return r.kind.Error() + ": " + r.msg }
+
+func (r *refusal) Is(target error) bool { return target == r.kind || target == ErrInvalid }
+
+func refuse(kind error, format string, args ...any) error {
+	return &refusal{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+const (
 	// DefaultMaxEntries bounds quarantines and emergency blocks each. They
 	// are added by an operator or by the ladder (itself bounded by the
 	// ladder table), so this is a safety net, not a working limit.
@@ -57,82 +85,16 @@ const (
 	maxEvidence = 16 // evidence lines kept per quarantine
 )
 
-// Quarantine is one quarantined client: an address (a /32 or /128) or a
-// network. Its JSON form is the state file's.
-type Quarantine struct {
-	Client   netip.Prefix `json:"client"`
-	Reason   string       `json:"reason,omitempty"`
-	Actor    string       `json:"actor"`
-	Start    time.Time    `json:"start"`
-	Expires  time.Time    `json:"expires"`
-	Evidence []string     `json:"evidence,omitempty"`
-}
-
-// Block is one emergency domain block: the name and every name below it.
-// Name is normalised (lower case, no trailing dot).
-type Block struct {
-	Name    string    `json:"name"`
-	Reason  string    `json:"reason,omitempty"`
-	Actor   string    `json:"actor"`
-	Start   time.Time `json:"start"`
-	Expires time.Time `json:"expires"`
-}
-
-// Entry is a quarantine as the query path sees it, with the text of the
-// answer's Extended DNS Error made once.
-type Entry struct {
-	Quarantine
-	ClientText string // Client as text, for audit records
-	EDEText    string // "client quarantined: REASON"
-}
-
-// BlockEntry is an emergency block as the query path sees it.
-type BlockEntry struct {
-	Block
-	EDEText string // "emergency block: REASON"
-}
-
-// quarShards is how many maps the quarantines of a snapshot are spread
-// over. A change copies only the shards it touches, so filling the table
-// (escalations do that on the query path, and spoofed sources can drive
-// them) costs about n*n/2/quarShards copied entries instead of n*n/2.
-const quarShards = 256
-
-// snapshot is the immutable state read by the query path. Snapshots share
-// the shards and the block map a change does not touch.
-type snapshot struct {
-	quar   [quarShards]map[netip.Prefix]*Entry // by quarShard
-	nquar  int
-	bits4  []int // distinct prefix lengths in quar, longest first
-	bits6  []int
-	blocks map[string]*BlockEntry
-}
-
-// shardKey keys the shard hash with per-process random values, so that
-// sources cannot be picked to crowd one shard.
-var shardKey = func() [2]uint64 {
-	seed := maphash.MakeSeed()
-	return [2]uint64{maphash.String(seed, "hi"), maphash.String(seed, "lo")}
-}()
-
-// quarShard returns the shard of a quarantine key: a keyed multiply-xor
-// mix of the address and the prefix length (cheap, and it allocates
-// nothing on the query path).
-func quarShard(p netip.Prefix) int {
-	a := p.Addr().As16()
-	h := (binary.BigEndian.Uint64(a[:8]) ^ shardKey[0]) * 0x9e3779b97f4a7c15
-	h ^= binary.BigEndian.Uint64(a[8:]) ^ shardKey[1] ^ uint64(p.Bits())
-	h *= 0xbf58476d1ce4e5b9
-	h ^= h >> 31
-	return int(h % quarShards)
-}
-
 // Options tunes a Store. Zero values take the defaults.
 type Options struct {
 	DefaultTTL, MaxTTL           time.Duration // quarantines: 1h and 24h
 	BlockDefaultTTL, BlockMaxTTL time.Duration // emergency blocks: 24h and 7 days
 	MaxEntries                   int           // per kind; DefaultMaxEntries
-	Now                          func() time.Time
+	// MaxSpace4 caps the IPv4 addresses in quarantine, and MaxSpace6 the
+	// IPv6 /64s, summed over the quarantines held (DefaultMaxSpace4 and
+	// DefaultMaxSpace6; ParseSpaceCap reads "/16" or "none").
+	MaxSpace4, MaxSpace6 uint64
+	Now                  func() time.Time
 }
 
 // Defaults for Options.
@@ -154,6 +116,7 @@ type Store struct {
 	blocks map[string]*BlockEntry
 	cur    *snapshot   // the last snapshot built, never nil
 	bits   [2][129]int // quarantines by family (0: IPv4) and prefix length
+	space  [2]uint64   // address space in quarantine by family, see space
 	copied int         // entries copied into snapshots, for the tests
 
 	changed chan struct{} // cap 1: signalled after every change
@@ -176,6 +139,12 @@ func NewStore(o Options) *Store {
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = DefaultMaxEntries
 	}
+	if o.MaxSpace4 == 0 {
+		o.MaxSpace4 = DefaultMaxSpace4
+	}
+	if o.MaxSpace6 == 0 {
+		o.MaxSpace6 = DefaultMaxSpace6
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -195,103 +164,18 @@ func (s *Store) Options() Options { return s.opt }
 // writer waits on it. Several changes may be reported once.
 func (s *Store) Changed() <-chan struct{} { return s.changed }
 
-// ParseClient parses an address or a CIDR as a quarantine key: the
-// address unmapped and without zone becomes a /32 or /128, a prefix is
-// masked. Prefixes broader than MinBits4 or MinBits6 are refused.
-func ParseClient(v string) (netip.Prefix, error) {
-	v = strings.TrimSpace(v)
-	var p netip.Prefix
-	if strings.IndexByte(v, '/') >= 0 {
-		var err error
-		p, err = netip.ParsePrefix(v)
-		if err != nil {
-			return p, fmt.Errorf("%w client %q: not an address or CIDR", ErrInvalid, v)
-		}
-		if p.Addr().Is4In6() {
-			if p.Bits() < 96 {
-				return netip.Prefix{}, fmt.Errorf("%w client %q: an IPv4-mapped prefix must be /96 or longer", ErrInvalid, v)
-			}
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		p = p.Masked()
-	} else {
-		a, err := netip.ParseAddr(v)
-		if err != nil || a.Zone() != "" {
-			return p, fmt.Errorf("%w client %q: not an address or CIDR", ErrInvalid, v)
-		}
-		a = a.Unmap()
-		p = netip.PrefixFrom(a, a.BitLen())
-	}
-	if min := MinBits4; p.Addr().Is6() && p.Bits() < MinBits6 || p.Addr().Is4() && p.Bits() < min {
-		return netip.Prefix{}, fmt.Errorf("%w client %q: broader than /%d (IPv4) or /%d (IPv6)", ErrInvalid, v, MinBits4, MinBits6)
-	}
-	return p, nil
-}
-
-// ClientText returns p as an operator writes it: a bare address for a
-// single host, else the CIDR.
-func ClientText(p netip.Prefix) string {
-	if p.IsSingleIP() {
-		return p.Addr().String()
-	}
-	return p.String()
-}
-
-// NormalizeName returns the normalised form of a domain name for an
-// emergency block, or ErrInvalid.
-func NormalizeName(v string) (string, error) {
-	b, ok := blocklist.Normalize([]byte(strings.TrimSpace(v)))
-	if !ok {
-		return "", fmt.Errorf("%w name %q: not a domain name", ErrInvalid, v)
-	}
-	return string(b), nil
-}
-
-// ttl resolves a requested TTL: 0 is the default, negative or above max
-// is an error.
-func ttl(d, def, max time.Duration) (time.Duration, error) {
-	switch {
-	case d == 0:
-		return def, nil
-	case d < 0:
-		return 0, fmt.Errorf("%w ttl %s: must be positive", ErrInvalid, d)
-	case d < time.Second:
-		return 0, fmt.Errorf("%w ttl %s: at least 1s", ErrInvalid, d)
-	case d > max:
-		return 0, fmt.Errorf("%w ttl %s: above the maximum %s", ErrInvalid, d, max)
-	}
-	return d, nil
-}
-
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
-
-func newEntry(q Quarantine) *Entry {
-	e := &Entry{Quarantine: q, ClientText: ClientText(q.Client)}
-	e.EDEText = "client " + e.ClientText + " quarantined"
-	if q.Reason != "" {
-		e.EDEText += ": " + q.Reason
-	}
-	return e
-}
-
-func newBlockEntry(b Block) *BlockEntry {
-	e := &BlockEntry{Block: b, EDEText: "emergency block " + b.Name}
-	if b.Reason != "" {
-		e.EDEText += ": " + b.Reason
-	}
-	return e
-}
-
-// Quarantine puts client in quarantine for ttl (0: the default TTL). An
-// existing quarantine of the same client is replaced: its new expiry is
-// the later of the two, and the evidence is merged. It returns the
-// quarantine in force.
+// Quarantine puts client in quarantine for ttl (0: the default TTL),
+// within the address-space cap (ErrOverCap). An IPv6 client longer than
+// /64 is held as its /64. An existing quarantine of the same client is
+// replaced: its new expiry is the later of the two, and the evidence is
+// merged. It returns the quarantine in force.
 func (s *Store) Quarantine(client netip.Prefix, d time.Duration, reason, actor string, evidence []string) (Quarantine, error) {
+	return s.QuarantineForce(client, d, reason, actor, evidence, false)
+}
+
+// QuarantineForce is Quarantine, past the address-space cap if force is
+// set. Only an operator's explicit request should set it.
+func (s *Store) QuarantineForce(client netip.Prefix, d time.Duration, reason, actor string, evidence []string, force bool) (Quarantine, error) {
 	if !client.IsValid() {
 		return Quarantine{}, fmt.Errorf("%w client: empty", ErrInvalid)
 	}
@@ -300,7 +184,7 @@ func (s *Store) Quarantine(client netip.Prefix, d time.Duration, reason, actor s
 		return Quarantine{}, err
 	}
 	now := s.opt.Now()
-	q := Quarantine{Client: client.Masked(), Reason: clip(reason, maxReason), Actor: clip(actor, maxActor), Start: now, Expires: now.Add(d), Evidence: clipEvidence(evidence)}
+	q := Quarantine{Client: normPrefix(client), Reason: clip(reason, maxReason), Actor: clip(actor, maxActor), Start: now, Expires: now.Add(d), Evidence: clipEvidence(evidence)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.quar[q.Client]; ok {
@@ -310,44 +194,61 @@ func (s *Store) Quarantine(client netip.Prefix, d time.Duration, reason, actor s
 		q.Evidence = clipEvidence(append(slices.Clone(old.Evidence), q.Evidence...))
 	} else if len(s.quar) >= s.opt.MaxEntries {
 		return Quarantine{}, fmt.Errorf("%w: %d quarantines", ErrFull, len(s.quar))
+	} else if err := s.checkSpace(q.Client); err != nil && !force {
+		return Quarantine{}, err
 	}
-	s.quar[q.Client] = newEntry(q)
+	s.put(newEntry(q))
 	s.publish([]netip.Prefix{q.Client}, false)
 	return q, nil
 }
 
-func clipEvidence(ev []string) []string {
-	if len(ev) > maxEvidence {
-		ev = ev[len(ev)-maxEvidence:]
+// put adds or replaces a quarantine, keeping the space count. The caller
+// holds s.mu.
+func (s *Store) put(e *Entry) {
+	if _, ok := s.quar[e.Client]; !ok {
+		s.space[spaceFamily(e.Client)] += space(e.Client)
 	}
-	if len(ev) == 0 {
-		return nil
-	}
-	out := make([]string, len(ev))
-	for i, v := range ev {
-		out[i] = clip(v, maxReason)
-	}
-	return out
+	s.quar[e.Client] = e
 }
 
-// Release ends client's quarantine early and returns it.
+// drop removes the quarantine of p, keeping the space count. The caller
+// holds s.mu.
+func (s *Store) drop(p netip.Prefix) {
+	if _, ok := s.quar[p]; ok {
+		s.space[spaceFamily(p)] -= space(p)
+		delete(s.quar, p)
+	}
+}
+
+// Release ends client's quarantine early and returns it. An IPv6 client
+// longer than /64 is its /64.
 func (s *Store) Release(client netip.Prefix) (Quarantine, error) {
+	p := normPrefix(client)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.quar[client.Masked()]
+	e, ok := s.quar[p]
 	if !ok {
-		return Quarantine{}, fmt.Errorf("%w: no quarantine of %s", ErrNotFound, ClientText(client))
+		return Quarantine{}, fmt.Errorf("%w: no quarantine of %s", ErrNotFound, ClientText(p))
 	}
-	delete(s.quar, client.Masked())
-	s.publish([]netip.Prefix{client.Masked()}, false)
+	s.drop(p)
+	s.publish([]netip.Prefix{p}, false)
 	return e.Quarantine, nil
 }
 
 // AddBlock blocks name and the names below it for ttl (0: the default).
-// A block of the same name is replaced, keeping the later expiry.
+// A public suffix is refused (ErrPublicSuffix). A block of the same name
+// is replaced, keeping the later expiry.
 func (s *Store) AddBlock(name string, d time.Duration, reason, actor string) (Block, error) {
+	return s.AddBlockForce(name, d, reason, actor, false)
+}
+
+// AddBlockForce is AddBlock, of a public suffix too if force is set.
+func (s *Store) AddBlockForce(name string, d time.Duration, reason, actor string, force bool) (Block, error) {
 	n, err := NormalizeName(name)
 	if err != nil {
+		return Block{}, err
+	}
+	if err := checkBlockName(n); err != nil && !force {
 		return Block{}, err
 	}
 	d, err = ttl(d, s.opt.BlockDefaultTTL, s.opt.BlockMaxTTL)
@@ -387,7 +288,6 @@ func (s *Store) RemoveBlock(name string) (Block, error) {
 	return e.Block, nil
 }
 
-// Sweep removes what has expired at now and returns it.
 func (s *Store) Sweep(now time.Time) (quar []Quarantine, blocks []Block) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -396,7 +296,7 @@ func (s *Store) Sweep(now time.Time) (quar []Quarantine, blocks []Block) {
 		if !now.Before(e.Expires) {
 			quar = append(quar, e.Quarantine)
 			keys = append(keys, k)
-			delete(s.quar, k)
+			s.drop(k)
 		}
 	}
 	for k, e := range s.blocks {
@@ -451,125 +351,4 @@ func (s *Store) Counts() (quarantines, blocks int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.quar), len(s.blocks)
-}
-
-// publish makes a snapshot with the changes to the quarantines of keys
-// (added, replaced or removed in s.quar) and, if blocks is set, to the
-// emergency blocks, and signals the change. Only the shards of keys are
-// copied. The caller holds s.mu.
-func (s *Store) publish(keys []netip.Prefix, blocks bool) {
-	sn := new(snapshot)
-	*sn = *s.cur
-	var copied [quarShards]bool
-	for _, k := range keys {
-		i := quarShard(k)
-		if !copied[i] {
-			m := make(map[netip.Prefix]*Entry, len(sn.quar[i])+1)
-			maps.Copy(m, sn.quar[i])
-			s.copied += len(sn.quar[i])
-			sn.quar[i], copied[i] = m, true
-		}
-		fam := 0
-		if k.Addr().Is6() {
-			fam = 1
-		}
-		_, had := sn.quar[i][k]
-		if e, ok := s.quar[k]; ok {
-			sn.quar[i][k] = e
-			if !had {
-				s.bits[fam][k.Bits()]++
-			}
-		} else if had {
-			delete(sn.quar[i], k)
-			s.bits[fam][k.Bits()]--
-		}
-	}
-	sn.nquar = len(s.quar)
-	if len(keys) > 0 {
-		sn.bits4, sn.bits6 = nil, nil
-		for b := 128; b >= 0; b-- {
-			if s.bits[0][b] > 0 {
-				sn.bits4 = append(sn.bits4, b)
-			}
-			if s.bits[1][b] > 0 {
-				sn.bits6 = append(sn.bits6, b)
-			}
-		}
-	}
-	if blocks {
-		sn.blocks = maps.Clone(s.blocks)
-		s.copied += len(s.blocks)
-	}
-	s.cur = sn
-	if sn.nquar == 0 && len(sn.blocks) == 0 {
-		s.snap.Store(nil)
-	} else {
-		s.snap.Store(sn)
-	}
-	select {
-	case s.changed <- struct{}{}:
-	default:
-	}
-}
-
-// Active reports whether anything is quarantined or blocked; when it is
-// false the query path has nothing to do.
-func (s *Store) Active() bool { return s.snap.Load() != nil }
-
-// Lookup returns the most specific quarantine covering addr that has not
-// expired at now, or nil. It takes no lock and does not allocate. addr
-// should be unmapped.
-func (s *Store) Lookup(addr netip.Addr, now time.Time) *Entry {
-	sn := s.snap.Load()
-	if sn == nil || sn.nquar == 0 {
-		return nil
-	}
-	bits := sn.bits6
-	if addr.Is4() {
-		bits = sn.bits4
-	}
-	for _, b := range bits {
-		p, err := addr.Prefix(b)
-		if err != nil {
-			continue
-		}
-		if e := sn.quar[quarShard(p)][p]; e != nil && now.Before(e.Expires) {
-			return e
-		}
-	}
-	return nil
-}
-
-// HasQuarantines reports whether any quarantine is held; the query path
-// calls it before reading the clock.
-func (s *Store) HasQuarantines() bool {
-	sn := s.snap.Load()
-	return sn != nil && sn.nquar > 0
-}
-
-// HasBlocks reports whether any emergency block is held.
-func (s *Store) HasBlocks() bool {
-	sn := s.snap.Load()
-	return sn != nil && len(sn.blocks) > 0
-}
-
-// LookupBlock returns the emergency block covering the normalised name
-// (as made by blocklist.NormalizeQuery), the most specific first, if it
-// has not expired at now. It walks the name label by label, takes no lock
-// and does not allocate.
-func (s *Store) LookupBlock(name []byte, now time.Time) *BlockEntry {
-	sn := s.snap.Load()
-	if sn == nil || len(sn.blocks) == 0 {
-		return nil
-	}
-	for i := 0; i < len(name); {
-		if e := sn.blocks[string(name[i:])]; e != nil && now.Before(e.Expires) {
-			return e
-		}
-		for i < len(name) && name[i] != '.' {
-			i++
-		}
-		i++
-	}
-	return nil
 }

@@ -3,6 +3,7 @@ package contain
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -23,7 +24,10 @@ func TestParseClient(t *testing.T) {
 		{"10.0.0.5", "10.0.0.5/32", ""},
 		{" 10.0.0.5 ", "10.0.0.5/32", ""},
 		{"::ffff:10.0.0.5", "10.0.0.5/32", ""},
-		{"2001:db8::1", "2001:db8::1/128", ""},
+		{"2001:db8::1", "2001:db8::/64", ""}, // an IPv6 client is its /64
+		{"2001:db8::1/100", "2001:db8::/64", ""},
+		{"2001:db8:0:0:1::/80", "2001:db8::/64", ""},
+		{"2001:db8::/48", "2001:db8::/48", ""},
 		{"10.1.2.3/24", "10.1.2.0/24", ""},
 		{"::ffff:10.1.2.3/120", "10.1.2.0/24", ""},
 		{"10.0.0.0/8", "10.0.0.0/8", ""},
@@ -53,7 +57,8 @@ func TestParseClient(t *testing.T) {
 
 func TestQuarantineLookup(t *testing.T) {
 	now := t0
-	s := NewStore(Options{Now: clock(&now)})
+	// A /16 and a host are over the default cap of a /16 in all.
+	s := NewStore(Options{Now: clock(&now), MaxSpace4: 1 << 20})
 	if s.Active() || s.Lookup(netip.MustParseAddr("10.0.0.5"), now) != nil {
 		t.Fatal("empty store matched")
 	}
@@ -274,7 +279,7 @@ func BenchmarkLookupEmpty(b *testing.B) {
 }
 
 func BenchmarkLookup(b *testing.B) {
-	s := NewStore(Options{})
+	s := NewStore(Options{MaxSpace4: 1 << 20})
 	for i := range 1000 {
 		s.Quarantine(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 32), 0, "r", "a", nil)
 	}
@@ -372,7 +377,7 @@ func TestFillIsNotQuadratic(t *testing.T) {
 // agrees with a plain scan of the quarantines held.
 func TestSnapshotMatchesModel(t *testing.T) {
 	now := t0
-	s := NewStore(Options{Now: clock(&now), MaxTTL: 24 * time.Hour})
+	s := NewStore(Options{Now: clock(&now), MaxTTL: 24 * time.Hour, MaxSpace4: math.MaxUint64, MaxSpace6: math.MaxUint64})
 	rng := rand.New(rand.NewPCG(1, 2))
 	prefix := func() netip.Prefix {
 		if rng.IntN(2) == 0 {
