@@ -109,6 +109,16 @@ func startContain(t *testing.T, env *containEnv, body string) *containEnv {
 // status and the body.
 func call(t testing.TB, addr, token, method, path, body string) (int, string) {
 	t.Helper()
+	code, resp, _ := callFrom(t, "", addr, token, method, path, body)
+	return code, resp
+}
+
+// callFrom is call from the loopback source address src ("" for any),
+// and returns the response's headers too. The API throttles failed
+// authentications per source, so tests that fail on purpose spread
+// their failures over sources.
+func callFrom(t testing.TB, src, addr, token, method, path, body string) (int, string, http.Header) {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -124,13 +134,17 @@ func call(t testing.TB, addr, token, method, path, body string) (int, string) {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	c := http.Client{Timeout: 5 * time.Second}
+	if src != "" {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		c.Transport = &http.Transport{DialContext: d.DialContext}
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), resp.Header
 }
 
 func mustCall(t testing.TB, addr, method, path, body string, want int) string {
@@ -491,11 +505,13 @@ func TestContainUnreadableState(t *testing.T) {
 func TestAPIAuth(t *testing.T) {
 	env := startContain(t, nil, "")
 	before := metricValue(t, env.metrics, "coredns_shield_api_auth_failures_total", nil)
-	for _, tok := range []string{"", "wrong-token-0123456789abcdef", apiToken + "x", apiToken[:len(apiToken)-1]} {
+	for i, tok := range []string{"", "wrong-token-0123456789abcdef", apiToken + "x", apiToken[:len(apiToken)-1]} {
+		// Three failures per source, within the throttle's burst.
+		src := fmt.Sprintf("127.0.0.%d", 10+i)
 		for _, ep := range []struct{ method, path, body string }{
 			{"GET", "/v1/status", ""}, {"POST", "/v1/quarantine", `{"client":"` + quarantinedIP + `","reason":"x"}`}, {"DELETE", "/v1/blocks/x.test", ""},
 		} {
-			if code, body := call(t, env.api, tok, ep.method, ep.path, ep.body); code != 401 || strings.Contains(body, "quarantines") {
+			if code, body, _ := callFrom(t, src, env.api, tok, ep.method, ep.path, ep.body); code != 401 || strings.Contains(body, "quarantines") {
 				t.Errorf("token %q %s %s: %d %s", tok, ep.method, ep.path, code, body)
 			}
 		}
