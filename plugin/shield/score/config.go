@@ -27,7 +27,7 @@ type Config struct {
 	// clients earned it; never when PopularClients other clients used
 	// it (that takes an operator: Promote). Otherwise it blocks only the
 	// clients that earned it.
-	FleetClients     int           // K; default DefaultFleetClients, at most 16
+	FleetClients     int           // K; default DefaultFleetClients, at most 8
 	PopularClients   int           // P; default DefaultPopularClients
 	PrevalenceWindow time.Duration // default 7 days
 

@@ -15,11 +15,12 @@ import (
 // maxEarners is how many earners of a domain's verdicts are remembered
 // (their keys, for scopes and prevalence, and their addresses, for
 // operators). FleetClients may not exceed it.
-const maxEarners = 16
+const maxEarners = 8
 
-// recordBytes bounds the memory of one verdict record: the struct, its
-// map slot, a name of up to 253 bytes and maxEarners earners.
-const recordBytes = 96 + 32 + 256 + maxEarners*40
+// recordBytes bounds the memory of one verdict record: the struct (48
+// bytes), its map slot (about 48), a name of up to 253 bytes (a 256-byte
+// allocation) and maxEarners earners of 32 bytes.
+const recordBytes = 48 + 48 + 256 + maxEarners*32
 
 // earner is a client whose own query scored at or above block for a
 // domain.
@@ -107,7 +108,7 @@ func (r *verdictRecords) note(dom uint64, name func() string, client uint64, add
 type VerdictInfo struct {
 	Domain   string       // the registered domain; "" if its record was not kept (a full store)
 	Scope    Scope        // ScopeFleet if a fleet verdict holds, else ScopeClient
-	Clients  []netip.Addr // the clients that earned it (up to 16); for a client scope, the ones it blocks
+	Clients  []netip.Addr // the clients that earned it (up to 8); for a client scope, the ones it blocks
 	Score    int          // the highest score of its verdicts
 	Detector string       // the detector of that verdict
 	Reasons  []string     // its top reason
