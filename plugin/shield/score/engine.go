@@ -123,6 +123,6 @@ func (e *Engine) Stats() Stats {
 func (e *Engine) MemoryBound() int {
 	return e.domains.bytes() + e.clients.bytes() +
 		e.verdicts.capacity*(int(unsafe.Sizeof(verdict{}))+recordBytes) +
-		len(e.verdicts.clientHint)*4 + len(e.verdicts.share)*8 + e.prev.bytes() +
+		len(e.verdicts.hint)*8 + len(e.verdicts.share)*8 + e.prev.bytes() +
 		len(e.recentNames.slots)*4 + len(e.history.bits[0])*16 + suffixMemoSize*8
 }

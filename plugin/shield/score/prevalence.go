@@ -38,10 +38,11 @@ type prevalence struct {
 	lines [2][]prevLine
 	mask  uint64
 
-	mu    sync.Mutex
-	cur   atomic.Int32 // generation being written
-	epoch atomic.Uint32
-	half  uint32 // engine seconds of a generation
+	mu     sync.Mutex
+	cur    atomic.Int32 // generation being written
+	epoch  atomic.Uint32
+	nextAt atomic.Uint32 // engine second the next generation starts
+	half   uint32        // engine seconds of a generation
 }
 
 type prevLine [8]atomic.Uint64
@@ -77,17 +78,8 @@ func clientBits(client uint64) (b1, b2 uint64) {
 // record notes that the client with key client used the domain dom
 // without scoring, at engine second now.
 func (p *prevalence) record(dom, client uint64, now uint32) {
-	if epoch := now / p.half; p.epoch.Load() != epoch && p.mu.TryLock() {
-		if old := p.epoch.Load(); old != epoch {
-			next := 1 - p.cur.Load()
-			if epoch != old+1 {
-				clearLines(p.lines[1-next])
-			}
-			clearLines(p.lines[next])
-			p.cur.Store(next)
-			p.epoch.Store(epoch)
-		}
-		p.mu.Unlock()
+	if now >= p.nextAt.Load() {
+		p.rotate(now)
 	}
 	line, c1, c2 := p.cells(dom)
 	l := &p.lines[p.cur.Load()][line]
@@ -98,6 +90,26 @@ func (p *prevalence) record(dom, client uint64, now uint32) {
 	if l[c2].Load()&b2 == 0 {
 		l[c2].Or(b2)
 	}
+}
+
+// rotate starts the generation of engine second now, clearing the older
+// one (both, after a whole window without queries).
+func (p *prevalence) rotate(now uint32) {
+	if !p.mu.TryLock() {
+		return
+	}
+	defer p.mu.Unlock()
+	epoch := now / p.half
+	if old := p.epoch.Load(); old != epoch {
+		next := 1 - p.cur.Load()
+		if epoch != old+1 {
+			clearLines(p.lines[1-next])
+		}
+		clearLines(p.lines[next])
+		p.cur.Store(next)
+		p.epoch.Store(epoch)
+	}
+	p.nextAt.Store((epoch + 1) * p.half)
 }
 
 // others estimates the distinct clients that used the domain dom without

@@ -68,9 +68,12 @@ type verdictShard struct {
 // that a flood of names cannot evict them.
 //
 // Fleet verdicts live under the domain key, client verdicts under
-// clientVerdictKey. clientHint counts the client verdicts per slot of
-// domain keys, so that the common query (a domain with no client
-// verdicts) costs one probe, as before scopes.
+// clientVerdictKey. hint counts the entries per slot of domain keys
+// (its low half every entry, its high half the client ones), so that the
+// common query, for a domain with no verdict, costs one atomic load and
+// no lock, and one for a domain with only a fleet verdict one probe.
+// Expired entries stay counted until they are replaced: they cost a
+// probe, never a wrong answer.
 //
 // share holds each client to its share of the table: the verdicts it
 // made in the current and the previous sticky period (a verdict lives one
@@ -85,8 +88,8 @@ type verdictTable struct {
 	refusedShare atomic.Uint64 // the client was over its share
 	capacity     int
 
-	clientHint []atomic.Int32
-	hintMask   uint64
+	hint     []atomic.Uint64
+	hintMask uint64
 
 	share    []atomic.Uint64
 	shareMax uint64
@@ -105,7 +108,7 @@ func newVerdictTable(size int, sticky uint32) *verdictTable {
 	for n < t.capacity {
 		n <<= 1
 	}
-	t.clientHint = make([]atomic.Int32, n)
+	t.hint = make([]atomic.Uint64, n)
 	t.hintMask = uint64(n - 1)
 	t.share = make([]atomic.Uint64, 1<<shareSlotBits)
 	t.shareMax = uint64(max(minShare, t.capacity/shareDivisor))
@@ -130,11 +133,22 @@ func clientVerdictKey(dom, client uint64) uint64 {
 	return k
 }
 
-// mayHaveClient reports whether the table may hold a client verdict on
-// the domain dom. It is false for most domains, and then a query looks up
-// no client verdict.
-func (t *verdictTable) mayHaveClient(dom uint64) bool {
-	return t.clientHint[dom&t.hintMask].Load() > 0
+// hintOne is what one entry adds to its slot of hint.
+func hintOne(scope Scope) uint64 {
+	if scope == ScopeClient {
+		return 1<<32 | 1
+	}
+	return 1
+}
+
+// count adds (add true) or takes away an entry of scope on the domain
+// dom from hint.
+func (t *verdictTable) count(dom uint64, scope Scope, add bool) {
+	d := hintOne(scope)
+	if !add {
+		d = -d
+	}
+	t.hint[dom&t.hintMask].Add(d)
 }
 
 // lookup returns the live verdict for key and counts the hit when hit is
@@ -163,10 +177,16 @@ func (t *verdictTable) lookup(key uint64, now uint32, hit bool) (verdict, bool) 
 // the client with key client (0: unknown): the fleet verdict, else the
 // client's own.
 func (t *verdictTable) find(dom, client uint64, now uint32, hit bool) (verdict, bool) {
-	if v, ok := t.lookup(dom, now, hit); ok {
-		return v, true
+	h := t.hint[dom&t.hintMask].Load()
+	if h == 0 {
+		return verdict{}, false
 	}
-	if client == 0 || !t.mayHaveClient(dom) {
+	if h&0xffffffff > h>>32 { // a fleet entry may be there
+		if v, ok := t.lookup(dom, now, hit); ok {
+			return v, true
+		}
+	}
+	if client == 0 || h>>32 == 0 {
 		return verdict{}, false
 	}
 	return t.lookup(clientVerdictKey(dom, client), now, hit)
@@ -241,12 +261,10 @@ func (t *verdictTable) put(v verdict, now uint32, owner uint64) bool {
 	case e.until > now:
 		t.evicted.Add(1)
 	}
-	if e.key != 0 && e.scope == ScopeClient {
-		t.clientHint[e.dom&t.hintMask].Add(-1)
+	if e.key != 0 {
+		t.count(e.dom, e.scope, false)
 	}
-	if v.scope == ScopeClient {
-		t.clientHint[v.dom&t.hintMask].Add(1)
-	}
+	t.count(v.dom, v.scope, true)
 	*e = v
 	return true
 }
@@ -267,9 +285,7 @@ func (t *verdictTable) removeDomain(dom uint64, now uint32) int {
 			if e.until > now {
 				live++
 			}
-			if e.scope == ScopeClient {
-				t.clientHint[e.dom&t.hintMask].Add(-1)
-			}
+			t.count(e.dom, e.scope, false)
 			*e = verdict{}
 			t.used.Add(-1)
 		}
