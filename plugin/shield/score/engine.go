@@ -58,6 +58,7 @@ func New(cfg Config) (*Engine, error) {
 	// mean "never".
 	e.start = cfg.Clock().Add(-cfg.LongWindow)
 	e.records = newVerdictRecords(e.verdicts.capacity)
+	e.prev.start(e.now())
 	if !cfg.NoDefaultExempt {
 		for _, s := range DefaultExempt {
 			e.exempt[s] = struct{}{}

@@ -92,6 +92,14 @@ func (p *prevalence) record(dom, client uint64, now uint32) {
 	}
 }
 
+// start sets the generation of engine second now without clearing
+// anything: the lines are zero when the sketch is made.
+func (p *prevalence) start(now uint32) {
+	epoch := now / p.half
+	p.epoch.Store(epoch)
+	p.nextAt.Store((epoch + 1) * p.half)
+}
+
 // rotate starts the generation of engine second now, clearing the older
 // one (both, after a whole window without queries).
 func (p *prevalence) rotate(now uint32) {
