@@ -26,8 +26,9 @@ type auditLine struct {
 	} `json:"client"`
 	DNS struct {
 		Question struct {
-			Name string `json:"name"`
-			Type string `json:"type"`
+			Name             string `json:"name"`
+			Type             string `json:"type"`
+			RegisteredDomain string `json:"registered_domain"`
 		} `json:"question"`
 	} `json:"dns"`
 	Rule struct {
@@ -43,6 +44,7 @@ type auditLine struct {
 		Score       int      `json:"score"`
 		Reasons     []string `json:"reasons"`
 		Domain      string   `json:"registered_domain"`
+		Scope       string   `json:"scope"`
 		Actor       string   `json:"actor"`
 		Reason      string   `json:"reason"`
 		Expires     string   `json:"expires"`

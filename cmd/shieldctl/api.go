@@ -28,6 +28,9 @@ var apiCommands = map[string]string{
 	"block":      "block [-ttl D] -reason R NAME (POST /v1/blocks)",
 	"unblock":    "unblock NAME (DELETE /v1/blocks/NAME)",
 	"audit":      "recent audit records: audit [-limit N] (GET /v1/audit)",
+	"verdicts":   "list the detection verdicts, their scope and clients (GET /v1/verdicts)",
+	"clear":      "clear DOMAIN: remove the detection verdicts on a registered domain (DELETE /v1/verdicts/DOMAIN)",
+	"promote":    "promote -reason R DOMAIN: make a detection verdict fleet-wide (POST /v1/verdicts/DOMAIN/promote)",
 }
 
 // apiClient calls one resolver's management API.
@@ -70,6 +73,8 @@ func runAPIWith(cmd string, args []string, out io.Writer, getenv func(string) st
 		reason = fs.String("reason", "", "why (required)")
 	case cmd == "audit":
 		limit = fs.Int("limit", 20, "how many records, newest first")
+	case cmd == "promote":
+		reason = fs.String("reason", "", "why the whole fleet must be blocked (required)")
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: shieldctl %s [flags] ...\n  %s\n", cmd, apiCommands[cmd])
@@ -150,6 +155,20 @@ func runAPIWith(cmd string, args []string, out io.Writer, getenv func(string) st
 		return c.do("DELETE", "/v1/blocks/"+url.PathEscape(name), nil)
 	case "audit":
 		return c.do("GET", "/v1/audit?limit="+strconv.Itoa(*limit), nil)
+	case "verdicts":
+		return c.do("GET", "/v1/verdicts", nil)
+	case "clear":
+		name, err := one("DOMAIN")
+		if err != nil {
+			return err
+		}
+		return c.do("DELETE", "/v1/verdicts/"+url.PathEscape(name), nil)
+	case "promote":
+		name, err := one("DOMAIN")
+		if err != nil {
+			return err
+		}
+		return c.do("POST", "/v1/verdicts/"+url.PathEscape(name)+"/promote", map[string]string{"reason": *reason})
 	}
 	return fmt.Errorf("unknown command %q", cmd)
 }

@@ -77,6 +77,11 @@ func TestAPICommands(t *testing.T) {
 		{"quarantine", []string{"add", "-ttl", "-1h", "-reason", "x", "10.0.0.1"}, "!positive"},
 		{"block", []string{"fresh.test"}, "!reason is required"},
 		{"release", nil, "!want one CLIENT"},
+		{"verdicts", nil, `"verdicts": []`},
+		{"clear", []string{"tun.example"}, "!404 Not Found: not found: no verdict on tun.example"},
+		{"promote", []string{"tun.example"}, "!reason is required"},
+		{"promote", []string{"-reason", "confirmed", "tun.example"}, "!no verdict on tun.example"},
+		{"clear", nil, "!want one DOMAIN"},
 	}
 	for _, tc := range tests {
 		out, err := run(tc.cmd, tc.args...)

@@ -12,7 +12,8 @@ const usage = `usage: shieldctl COMMAND [ARGS]
 
 commands:
   eval        replay a labelled query corpus through the detection engine
-  status, explain, quarantine, release, blocks, block, unblock, audit
+  status, explain, quarantine, release, blocks, block, unblock, audit,
+  verdicts, clear, promote
               call the management API of a running resolver
 
 Run "shieldctl COMMAND -h" for a command's flags.

@@ -131,8 +131,13 @@ func (b backend) Explain(name string, client netip.Addr) (api.Explanation, error
 		e.Why = append(e.Why, "blocked by list "+match.block.Name())
 		return e, nil
 	}
-	sc, reasons, sticky := s.explainDetect(n+".", client)
-	e.Score, e.Reasons, e.Sticky = sc, reasons, sticky
+	scored, ok := s.explainDetect(n+".", client)
+	if !ok {
+		e.Verdict = "pass"
+		return e, nil
+	}
+	sc, sticky := scored.Score, scored.Sticky
+	e.Score, e.Reasons, e.Sticky, e.RegisteredDomain = sc, scored.Reasons(), sticky, scored.Domain()
 	alert, block := score.DefaultAlert, score.DefaultBlock
 	if s.detection != nil {
 		if s.detection.options.Alert > 0 {
@@ -145,8 +150,9 @@ func (b backend) Explain(name string, client netip.Addr) (api.Explanation, error
 	e.Verdict = "pass"
 	switch {
 	case sticky:
+		e.Scope = scored.Scope.String()
 		e.Verdict = enforce("block")
-		e.Why = append(e.Why, "sticky detector verdict")
+		e.Why = append(e.Why, scored.Scope.String()+"-scoped detector verdict")
 	case sc >= block:
 		e.Verdict = enforce("block")
 		e.Why = append(e.Why, fmt.Sprintf("detector score %d reaches the block threshold %d", sc, block))
@@ -245,4 +251,96 @@ func (b backend) Audit(limit int) []json.RawMessage {
 		out[i] = json.RawMessage(line[:len(line)-1])
 	}
 	return out
+}
+
+// engine returns the detection engine, or an error when detection is off.
+func (b backend) engine() (*score.Engine, error) {
+	if b.s.detection == nil || b.s.detection.engine == nil {
+		return nil, fmt.Errorf("%w: detection is off", api.ErrNotFound)
+	}
+	return b.s.detection.engine, nil
+}
+
+func apiVerdict(v score.VerdictInfo) api.Verdict {
+	out := api.Verdict{Domain: v.Domain, Scope: v.Scope.String(), Score: v.Score, Detector: v.Detector,
+		Reasons: v.Reasons, Start: v.Start.UTC(), Expires: v.Expires.UTC()}
+	for _, c := range v.Clients {
+		out.Clients = append(out.Clients, c.String())
+	}
+	return out
+}
+
+func (b backend) Verdicts() []api.Verdict {
+	e, err := b.engine()
+	if err != nil {
+		return nil
+	}
+	vs := e.Verdicts()
+	out := make([]api.Verdict, len(vs))
+	for i, v := range vs {
+		out[i] = apiVerdict(v)
+	}
+	return out
+}
+
+// findVerdict returns the verdict on the registered domain name.
+func (b backend) findVerdict(e *score.Engine, name string) (api.Verdict, string, error) {
+	n, err := contain.NormalizeName(name)
+	if err != nil {
+		return api.Verdict{}, "", apiErr(err)
+	}
+	for _, v := range e.Verdicts() {
+		if v.Domain == n {
+			return apiVerdict(v), n, nil
+		}
+	}
+	return api.Verdict{}, n, fmt.Errorf("%w: no verdict on %s (verdicts are per registered domain)", api.ErrNotFound, n)
+}
+
+// verdictRecord is the audit record of an operator's change to a
+// verdict.
+func (s *Shield) verdictRecord(action, actor, reason string, v api.Verdict) audit.Record {
+	return audit.Record{
+		Time: time.Now(), Action: action, QName: v.Domain + ".", Ruleset: "detect", RuleName: v.Detector,
+		Score: v.Score, Reasons: v.Reasons, Domain: v.Domain, Scope: v.Scope, Actor: actor, Reason: reason,
+		Expires: v.Expires, Evidence: v.Clients, Mode: s.modeName(), Observer: s.observer,
+	}
+}
+
+func (b backend) ClearVerdict(name, actor string) (api.Verdict, error) {
+	e, err := b.engine()
+	if err != nil {
+		return api.Verdict{}, err
+	}
+	v, n, err := b.findVerdict(e, name)
+	if err != nil {
+		return v, err
+	}
+	if !e.Clear(n) {
+		return api.Verdict{}, fmt.Errorf("%w: the verdict on %s expired", api.ErrNotFound, n)
+	}
+	b.s.logAudit(b.s.verdictRecord(audit.ActionVerdictClear, actor, "", v))
+	log.Infof("verdict on %s (%s) cleared by %s", n, v.Scope, actor)
+	return v, nil
+}
+
+func (b backend) PromoteVerdict(name, reason, actor string) (api.Verdict, error) {
+	e, err := b.engine()
+	if err != nil {
+		return api.Verdict{}, err
+	}
+	_, n, err := b.findVerdict(e, name)
+	if err != nil {
+		return api.Verdict{}, err
+	}
+	if !e.Promote(n) {
+		return api.Verdict{}, fmt.Errorf("%w: no room for a fleet verdict on %s", api.ErrUnavailable, n)
+	}
+	v, _, err := b.findVerdict(e, n)
+	if err != nil {
+		return v, err
+	}
+	b.s.logAudit(b.s.verdictRecord(audit.ActionVerdictPromote, actor, reason, v))
+	log.Infof("verdict on %s made fleet-wide by %s: %s", n, actor, reason)
+	return v, nil
 }

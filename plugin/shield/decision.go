@@ -41,7 +41,8 @@ type detail struct {
 	version string    // shield.list_version of the list that matched
 	score   int       // shield.score of a detection
 	reasons []string  // shield.reasons of a detection, the strongest first
-	domain  string    // shield.registered_domain of a detection
+	domain  string    // dns.question.registered_domain and shield.registered_domain of a detection
+	scope   string    // shield.scope of a detection's verdict: "client" or "fleet"
 	actor   string    // who made the quarantine or emergency block
 	reason  string    // and why
 	expires time.Time // when it ends
@@ -62,6 +63,11 @@ type detail struct {
 	// escalationKind is what the block counts as on the escalation ladder:
 	// the list name, "emergency" or the detector name. "" does not count.
 	escalationKind string
+
+	// also is a second record the decision writes: the alert that a
+	// detection on a popular domain stays client-scoped until an operator
+	// promotes it.
+	also *detail
 }
 
 // verb is what a Decision does with the query.
@@ -106,9 +112,10 @@ const (
 	edeNotSupported = 21 // a zone transfer
 )
 
-// quarantineTTL caps the TTL of answers to a quarantined client and of
-// emergency block answers, so that a release or an unblock takes effect
-// within seconds even where the client caches.
+// quarantineTTL caps the TTL of answers to a quarantined client, of
+// emergency block answers and of detection block answers, so that a
+// release, an unblock or a cleared verdict takes effect within seconds
+// even where the client caches.
 const quarantineTTL = 30
 
 // action is how a blocked query is answered.

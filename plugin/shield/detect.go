@@ -11,10 +11,17 @@ import (
 // Detection: the glue between the plugin and package score. Every query
 // that no list decided is scored; a score at or above the alert threshold
 // is recorded, one at or above the block threshold blocks the query (EDE
-// 17, Filtered, with the top reason) and makes the verdict sticky for the
-// registered domain. A query that passes goes on with its answer's rcode
-// fed back to the engine (ServeDNS); an NXDOMAIN answer to a suspect
-// client can itself raise an alert (answerAlert).
+// 17, Filtered, with the top reason, every TTL at most 30 s) and makes a
+// verdict sticky for the registered domain, scoped to the client or to
+// the fleet (score.Scope). A query that passes goes on with its answer's
+// rcode fed back to the engine (ServeDNS); an NXDOMAIN answer to a
+// suspect client can itself raise an alert (answerAlert).
+//
+// Only a client's own detections escalate it: a query blocked by a
+// verdict that did not itself score at or above block (a sticky-only
+// hit, score.Result.Detected false) is recorded but never counts towards
+// the client's escalation, so clients that merely resolve a blocked
+// domain are never quarantined for it (issue 9).
 
 // decideDetection is the last stage: it scores the query into q.scored
 // and decides on the engine's verdict. Every query it sees passes unless
@@ -34,13 +41,20 @@ func (s *Shield) decideDetection(q *query) Decision {
 	switch scored.Action {
 	case score.Block:
 		d := detectionDecision(scored)
-		d.escalationKind = d.rule
+		d.scope = scored.Scope.String()
+		if scored.Detected {
+			d.escalationKind = d.rule
+		}
+		if scored.Popular {
+			d.also = popularAlert(d.detail)
+		}
 		if s.monitor {
 			d.verb, d.count, d.event = verbPass, "monitor", audit.ActionMonitor
 			return d
 		}
 		d.verb, d.action, d.count, d.event = verbAnswer, s.action, "block", audit.ActionBlock
 		d.edeCode, d.edeText, d.zone, d.sink = edeFiltered, "detected "+d.rule+": "+scored.TopReason(), d.domain+".", &s.sink
+		d.ttlCap = quarantineTTL
 		return d
 	case score.Alert:
 		d := detectionDecision(scored)
@@ -59,6 +73,15 @@ func answerAlert(scored *score.Result) Decision {
 	return d
 }
 
+// popularAlert is the alert that goes with a detection on a popular
+// domain: the verdict stays with the client, and an operator decides
+// whether the whole fleet should be blocked.
+func popularAlert(d *detail) *detail {
+	return &detail{source: fromDetector, event: audit.ActionAlert, ruleset: "detect", rule: d.rule, score: d.score,
+		reasons: d.reasons, domain: d.domain, scope: "client", reason: "popular domain: the verdict blocks only the clients " +
+			"that earned it; an operator must promote it to block the fleet (shieldctl promote " + d.domain + ")"}
+}
+
 // detectionDecision returns the why of a detection: the detector, the
 // score, the reasons and the registered domain.
 func detectionDecision(scored *score.Result) Decision {
@@ -67,16 +90,13 @@ func detectionDecision(scored *score.Result) Decision {
 }
 
 // explainDetect returns what the detectors would say about a query for
-// name from client: the score, the reasons and whether a sticky verdict
-// holds, without recording or changing any state (for the management
-// API's explain endpoint).
-func (s *Shield) explainDetect(name string, client netip.Addr) (int, []string, bool) {
+// name from client, without recording or changing any state (for the
+// management API's explain endpoint). ok is false when detection is off
+// or the name is exempt.
+func (s *Shield) explainDetect(name string, client netip.Addr) (res score.Result, ok bool) {
 	if s.detection == nil || s.detection.engine == nil {
-		return 0, nil, false
+		return res, false
 	}
-	scored := s.detection.engine.Explain(score.Query{Name: dns.Fqdn(name), Type: dns.TypeA, Client: client})
-	if scored.Exempt {
-		return 0, nil, false
-	}
-	return scored.Score, scored.Reasons(), scored.Sticky
+	res = s.detection.engine.Explain(score.Query{Name: dns.Fqdn(name), Type: dns.TypeA, Client: client})
+	return res, !res.Exempt
 }

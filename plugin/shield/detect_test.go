@@ -19,6 +19,7 @@ func TestParseDetect(t *testing.T) {
 		detect_window 5m 12h
 		detect_sticky 2h
 		detect_tables 4096 2048 1024
+		detect_scope 2 10
 		detect_disable dga newly_seen
 		detect_exempt corp.example builds.example.
 		detect_exempt other.example
@@ -31,6 +32,7 @@ func TestParseDetect(t *testing.T) {
 	cfg := s.detection.options
 	if cfg.Alert != 30 || cfg.Block != 50 || cfg.ShortWindow != 5*time.Minute || cfg.LongWindow != 12*time.Hour ||
 		cfg.Sticky != 2*time.Hour || cfg.Domains != 4096 || cfg.Clients != 2048 || cfg.Verdicts != 1024 ||
+		cfg.FleetClients != 2 || cfg.PopularClients != 10 ||
 		!cfg.NoDGA || !cfg.NoNewlySeen || cfg.NoTunnel || !cfg.NoDefaultExempt || len(cfg.Exempt) != 3 || s.detection.off {
 		t.Errorf("config %+v", cfg)
 	}
@@ -53,6 +55,10 @@ func TestParseDetect(t *testing.T) {
 		{"detect_sticky forever", "invalid detect_sticky"},
 		{"detect_tables 10 10 10", "want 512"},
 		{"detect_disable magic", "unknown detector"},
+		{"detect_scope 3", "FLEET_CLIENTS POPULAR_CLIENTS"},
+		{"detect_scope 9 5", "from 1 to 8"},
+		{"detect_scope 3 0", "from 1 to 60"},
+		{"detect_scope x 5", "invalid detect_scope"},
 		{"detect_exempt", "Wrong argument count"},
 		{"detect_exempt a..b", "invalid detect_exempt"},
 		{"detect_exempt *.corp.example", "invalid detect_exempt"},

@@ -58,6 +58,7 @@ func (d *detection) report() {
 			detectEvictions.WithLabelValues("clients").Add(float64(s.ClientEvictions - last.ClientEvictions))
 			detectEvictions.WithLabelValues("verdicts").Add(float64(s.VerdictEvictions - last.VerdictEvictions))
 			detectVerdictsRefused.Add(float64(s.VerdictsRefused - last.VerdictsRefused))
+			detectVerdictsRefusedShare.Add(float64(s.VerdictsRefusedShare - last.VerdictsRefusedShare))
 		}
 		last = s
 	}

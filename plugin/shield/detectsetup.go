@@ -90,6 +90,18 @@ func parseDetectOption(c *caddy.Controller, s *Shield, opt string, args []string
 			n[i] = v
 		}
 		cfg.options.Domains, cfg.options.Clients, cfg.options.Verdicts = n[0], n[1], n[2]
+	case "detect_scope":
+		// detect_scope K P: a verdict is fleet-wide once K clients earned
+		// it, never by detection once P other clients used the domain.
+		if len(args) != 2 {
+			return true, c.Errf("detect_scope needs FLEET_CLIENTS POPULAR_CLIENTS")
+		}
+		k, err1 := strconv.Atoi(args[0])
+		p, err2 := strconv.Atoi(args[1])
+		if err1 != nil || err2 != nil || k < 1 || k > 8 || p < 1 || p > 60 {
+			return true, c.Errf("invalid detect_scope %q %q: want FLEET_CLIENTS from 1 to 8 and POPULAR_CLIENTS from 1 to 60", args[0], args[1])
+		}
+		cfg.options.FleetClients, cfg.options.PopularClients = k, p
 	case "detect_disable":
 		if len(args) == 0 {
 			return true, c.ArgErr()

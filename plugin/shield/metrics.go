@@ -172,6 +172,13 @@ var (
 		Help:      "Block verdicts not made sticky because their bucket held only protected verdicts (the query itself was blocked).",
 	})
 
+	detectVerdictsRefusedShare = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "detect_verdicts_refused_share_total",
+		Help:      "Block verdicts not made sticky because their client held its share of the verdict table (the query itself was blocked).",
+	})
+
 	detectMemory = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: "shield",

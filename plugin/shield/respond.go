@@ -36,6 +36,9 @@ func (s *Shield) carryOut(q *query, d Decision) outcome {
 			detections.WithLabelValues(q.server, d.rule, d.event).Inc()
 		}
 		s.record(q, d.detail)
+		if d.also != nil {
+			s.record(q, d.also)
+		}
 	}
 	if d.detail != nil && d.escalationKind != "" {
 		s.noteEscalation(q, d.escalationKind, d.reasons)
@@ -168,6 +171,7 @@ func (s *Shield) record(q *query, d *detail) {
 		Score:       d.score,
 		Reasons:     d.reasons,
 		Domain:      d.domain,
+		Scope:       d.scope,
 		AnswerMatch: d.answer,
 		Actor:       d.actor,
 		Reason:      d.reason,

@@ -64,6 +64,31 @@ type Backend interface {
 	// Audit returns up to limit recent audit records, newest first, each
 	// one JSON object.
 	Audit(limit int) []json.RawMessage
+	// Verdicts lists the detection verdicts, one per registered domain.
+	Verdicts() []Verdict
+	// ClearVerdict removes every verdict on a registered domain and
+	// returns what it was.
+	ClearVerdict(domain, actor string) (Verdict, error)
+	// PromoteVerdict makes a domain's verdict fleet-wide: an operator's
+	// decision, with a reason.
+	PromoteVerdict(domain, reason, actor string) (Verdict, error)
+}
+
+// Verdict is one registered domain's detection verdict.
+type Verdict struct {
+	Domain   string    `json:"domain"`
+	Scope    string    `json:"scope"`             // client or fleet
+	Clients  []string  `json:"clients,omitempty"` // the clients that earned it
+	Score    int       `json:"score"`
+	Detector string    `json:"detector"`
+	Reasons  []string  `json:"reasons,omitempty"`
+	Start    time.Time `json:"start"`
+	Expires  time.Time `json:"expires"`
+}
+
+// PromoteRequest is the body of POST /v1/verdicts/{domain}/promote.
+type PromoteRequest struct {
+	Reason string `json:"reason"`
 }
 
 // ForceBackend is a Backend with guard rails that an operator may
@@ -109,19 +134,23 @@ type ListStatus struct {
 
 // Explanation is the answer of GET /v1/explain.
 type Explanation struct {
-	Name           string      `json:"name"`
-	Client         string      `json:"client,omitempty"`
-	Verdict        string      `json:"verdict"` // pass, allow, block, sinkhole, walled_garden, monitor ...
-	Why            []string    `json:"why,omitempty"`
-	List           string      `json:"list,omitempty"`
-	Rule           string      `json:"rule,omitempty"`
-	ListVersion    string      `json:"list_version,omitempty"`
-	Score          int         `json:"score"`
-	Reasons        []string    `json:"reasons,omitempty"`
-	Sticky         bool        `json:"sticky,omitempty"`
-	Quarantine     *Quarantine `json:"quarantine,omitempty"`
-	EmergencyBlock *Block      `json:"emergency_block,omitempty"`
-	WalledGarden   string      `json:"walled_garden,omitempty"`
+	Name        string   `json:"name"`
+	Client      string   `json:"client,omitempty"`
+	Verdict     string   `json:"verdict"` // pass, allow, block, sinkhole, walled_garden, monitor ...
+	Why         []string `json:"why,omitempty"`
+	List        string   `json:"list,omitempty"`
+	Rule        string   `json:"rule,omitempty"`
+	ListVersion string   `json:"list_version,omitempty"`
+	Score       int      `json:"score"`
+	Reasons     []string `json:"reasons,omitempty"`
+	Sticky      bool     `json:"sticky,omitempty"`
+	// Scope is the scope of the sticky detection verdict that holds for
+	// the client: "client" or "fleet".
+	Scope            string      `json:"scope,omitempty"`
+	RegisteredDomain string      `json:"registered_domain,omitempty"`
+	Quarantine       *Quarantine `json:"quarantine,omitempty"`
+	EmergencyBlock   *Block      `json:"emergency_block,omitempty"`
+	WalledGarden     string      `json:"walled_garden,omitempty"`
 }
 
 // Quarantine is one quarantined client.
@@ -162,7 +191,8 @@ type BlockRequest struct {
 // Options hooks metrics in. Every field may be nil.
 type Options struct {
 	// OnRequest is called once per request with the endpoint (status,
-	// explain, quarantine, blocks, audit or other) and the status code.
+	// explain, quarantine, blocks, audit, verdicts or other) and the
+	// status code.
 	OnRequest func(endpoint string, code int)
 	// OnAuthFailure is called for every request refused with 401.
 	OnAuthFailure func()

@@ -85,6 +85,21 @@ func (f *fake) Audit(limit int) []json.RawMessage {
 	return []json.RawMessage{json.RawMessage(fmt.Sprintf(`{"limit":%d}`, limit))}
 }
 
+func (f *fake) Verdicts() []Verdict {
+	return []Verdict{{Domain: "tun.example", Scope: "client", Clients: []string{"10.0.0.9"}, Score: 75, Detector: "tunnel"}}
+}
+func (f *fake) ClearVerdict(d, actor string) (Verdict, error) {
+	f.calls = append(f.calls, "clear "+d+" "+actor)
+	if d != "tun.example" {
+		return Verdict{}, fmt.Errorf("%w: no verdict on %s", ErrNotFound, d)
+	}
+	return Verdict{Domain: d, Scope: "client"}, nil
+}
+func (f *fake) PromoteVerdict(d, reason, actor string) (Verdict, error) {
+	f.calls = append(f.calls, "promote "+d+" "+reason+" "+actor)
+	return Verdict{Domain: d, Scope: "fleet"}, nil
+}
+
 func TestHandler(t *testing.T) {
 	ts, _ := ParseTokens(strings.NewReader("ops:" + tok))
 	f := &fake{}
@@ -229,4 +244,73 @@ func TestReasonControlCharacters(t *testing.T) {
 			t.Errorf("reason %q refused: %v", reason, err)
 		}
 	}
+}
+
+// TestVerdictEndpoints: list, clear and promote, with the actor of the
+// token, a write token for changes, a required reason for promote, and
+// strict bodies.
+func TestVerdictEndpoints(t *testing.T) {
+	ts, _ := ParseTokens(strings.NewReader("ops:" + tok + "\nsoc:" + readTok + ":read\n"))
+	f := &fake{}
+	reqs := map[string]int{}
+	srv, err := Listen("127.0.0.1:0", NewHandler(f, ts, Options{OnRequest: func(ep string, code int) { reqs[fmt.Sprintf("%s %d", ep, code)]++ }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	base := "http://" + srv.Addr().String()
+	for _, tc := range []struct {
+		method, path, auth, body string
+		code                     int
+		contains                 string
+	}{
+		{"GET", "/v1/verdicts", "", "", 401, "bearer"},
+		{"DELETE", "/v1/verdicts/tun.example", "", "", 401, "bearer"},
+		{"POST", "/v1/verdicts/tun.example/promote", "", `{"reason":"r"}`, 401, "bearer"},
+		{"GET", "/v1/verdicts", tok, "", 200, `"scope": "client"`},
+		{"GET", "/v1/verdicts", readTok, "", 200, `"clients": [`},
+		{"DELETE", "/v1/verdicts/tun.example", readTok, "", 403, "read-only"},
+		{"POST", "/v1/verdicts/tun.example/promote", readTok, `{"reason":"r"}`, 403, "read-only"},
+		{"DELETE", "/v1/verdicts/tun.example", tok, "", 200, `"domain": "tun.example"`},
+		{"DELETE", "/v1/verdicts/other.example", tok, "", 404, "no verdict"},
+		{"POST", "/v1/verdicts/tun.example/promote", tok, `{"reason":"confirmed c2"}`, 200, `"scope": "fleet"`},
+		{"POST", "/v1/verdicts/tun.example/promote", tok, `{}`, 400, "reason is required"},
+		{"POST", "/v1/verdicts/tun.example/promote", tok, `{"reason":"a\nb"}`, 400, "control character"},
+		{"POST", "/v1/verdicts/tun.example/promote", tok, `{"reason":"r","scope":"fleet"}`, 400, "unknown field"},
+		{"POST", "/v1/verdicts/tun.example/promote", tok, ``, 400, "malformed"},
+		{"GET", "/v1/verdicts/tun.example/promote", tok, "", 405, ""},
+	} {
+		req, _ := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
+		if tc.auth != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || !strings.Contains(string(b), tc.contains) {
+			t.Errorf("%s %s %s: %d %q; want %d containing %q", tc.method, tc.path, tc.body, resp.StatusCode, b, tc.code, tc.contains)
+		}
+	}
+	want := "clear tun.example api:ops|clear other.example api:ops|promote tun.example confirmed c2 api:ops"
+	if got := strings.Join(f.calls, "|"); got != want {
+		t.Errorf("backend calls\n%q\nwant\n%q", got, want)
+	}
+	if reqs["verdicts 200"] != 4 || reqs["verdicts 401"] != 3 || reqs["verdicts 403"] != 2 {
+		t.Errorf("request counts %v", reqs)
+	}
+}
+
+func FuzzDecodePromote(f *testing.F) {
+	f.Add([]byte(`{"reason":"confirmed c2"}`))
+	f.Add([]byte(`{"reason":""}`))
+	f.Add([]byte(`{"reason":"x","extra":1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, err := DecodePromote(data)
+		if err == nil && (strings.TrimSpace(req.Reason) == "" || len(req.Reason) > maxReason) {
+			t.Fatalf("accepted %+v", req)
+		}
+	})
 }

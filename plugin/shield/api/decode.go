@@ -188,3 +188,13 @@ func DecodeBlock(data []byte) (BlockRequest, time.Duration, error) {
 	ttl, err := parseTTL(req.TTL)
 	return req, ttl, err
 }
+
+// DecodePromote parses and checks the body of POST
+// /v1/verdicts/{domain}/promote.
+func DecodePromote(data []byte) (PromoteRequest, error) {
+	var req PromoteRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return req, err
+	}
+	return req, checkReason(req.Reason)
+}

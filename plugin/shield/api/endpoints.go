@@ -133,3 +133,35 @@ func nonNil[T any](s []T) []T {
 	}
 	return s
 }
+
+func (h *handler) listVerdicts(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"verdicts": nonNil(h.b.Verdicts())})
+}
+
+func (h *handler) clearVerdict(w http.ResponseWriter, r *http.Request) {
+	v, err := h.b.ClearVerdict(r.PathValue("domain"), actor(r))
+	if err != nil {
+		writeBackendError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (h *handler) promoteVerdict(w http.ResponseWriter, r *http.Request) {
+	data, code, err := readBody(w, r)
+	if err != nil {
+		writeError(w, code, err.Error())
+		return
+	}
+	req, err := DecodePromote(data)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	v, err := h.b.PromoteVerdict(r.PathValue("domain"), req.Reason, actor(r))
+	if err != nil {
+		writeBackendError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}

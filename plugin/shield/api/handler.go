@@ -27,6 +27,9 @@ func NewHandler(b Backend, tokens *Tokens, o Options) http.Handler {
 	h.mux.HandleFunc("POST /v1/blocks", h.addBlock)
 	h.mux.HandleFunc("DELETE /v1/blocks/{name}", h.unblock)
 	h.mux.HandleFunc("GET /v1/audit", h.audit)
+	h.mux.HandleFunc("GET /v1/verdicts", h.listVerdicts)
+	h.mux.HandleFunc("DELETE /v1/verdicts/{domain}", h.clearVerdict)
+	h.mux.HandleFunc("POST /v1/verdicts/{domain}/promote", h.promoteVerdict)
 	return h
 }
 
@@ -67,7 +70,7 @@ func endpoint(path string) string {
 		rest = rest[:i]
 	}
 	switch rest {
-	case "status", "explain", "quarantine", "blocks", "audit":
+	case "status", "explain", "quarantine", "blocks", "audit", "verdicts":
 		return rest
 	}
 	return "other"

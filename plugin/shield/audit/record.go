@@ -42,6 +42,9 @@ const (
 	ActionExpire      = "expire"       // a containment that ran out
 	ActionBlockAdd    = "block_add"    // a domain added to the runtime blocklist
 	ActionBlockRemove = "block_remove" // a domain removed from the runtime blocklist
+
+	ActionVerdictClear   = "verdict_clear"   // an operator cleared a detection verdict
+	ActionVerdictPromote = "verdict_promote" // an operator made a detection verdict fleet-wide
 )
 
 // Record is one audit event. The comment on each field names the ECS field
@@ -67,7 +70,8 @@ type Record struct {
 	Reason      string     // shield.reason: why a containment was changed
 	Expires     time.Time  // shield.expires: when a containment ends
 	Evidence    []string   // shield.evidence
-	Domain      string     // shield.registered_domain
+	Domain      string     // dns.question.registered_domain (ECS), and shield.registered_domain as before
+	Scope       string     // shield.scope: whom a detection verdict applies to, "client" or "fleet"
 	AnswerMatch string     // shield.answer_match: the answer element that matched, such as "CNAME evil.example." or "A 203.0.113.7"
 }
 
@@ -87,7 +91,7 @@ func eventClass(action string) (kind, typ string) {
 		return "alert", "info"
 	case ActionQuarantine:
 		return "event", "start"
-	case ActionRelease, ActionExpire:
+	case ActionRelease, ActionExpire, ActionVerdictClear:
 		return "event", "end"
 	}
 	return "event", "info"
@@ -134,11 +138,12 @@ func AppendJSON(dst []byte, r *Record) []byte {
 		dst = append(dst, `"}`...)
 	}
 
-	if r.QName != "" || r.QType != "" {
+	if r.QName != "" || r.QType != "" || r.Domain != "" {
 		dst = append(dst, `,"dns":{"question":{`...)
 		o := object{}
 		dst = o.str(dst, "name", r.QName)
 		dst = o.str(dst, "type", r.QType)
+		dst = o.str(dst, "registered_domain", r.Domain)
 		dst = append(dst, `}}`...)
 	}
 
@@ -157,7 +162,7 @@ func AppendJSON(dst []byte, r *Record) []byte {
 	}
 
 	hasScore := r.Score != 0 || len(r.Reasons) > 0
-	if r.ListVersion != "" || r.Mode != "" || hasScore || r.Domain != "" ||
+	if r.ListVersion != "" || r.Mode != "" || hasScore || r.Domain != "" || r.Scope != "" ||
 		r.Actor != "" || r.Reason != "" || !r.Expires.IsZero() || len(r.Evidence) > 0 || r.AnswerMatch != "" {
 		dst = append(dst, `,"shield":{`...)
 		o := object{}
@@ -169,6 +174,7 @@ func AppendJSON(dst []byte, r *Record) []byte {
 		}
 		dst = o.list(dst, "reasons", r.Reasons)
 		dst = o.str(dst, "registered_domain", r.Domain)
+		dst = o.str(dst, "scope", r.Scope)
 		dst = o.str(dst, "actor", r.Actor)
 		dst = o.str(dst, "reason", r.Reason)
 		if !r.Expires.IsZero() {

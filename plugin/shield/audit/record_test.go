@@ -29,8 +29,9 @@ type doc struct {
 	} `json:"client"`
 	DNS *struct {
 		Question struct {
-			Name string `json:"name"`
-			Type string `json:"type"`
+			Name   string `json:"name"`
+			Type   string `json:"type"`
+			Domain string `json:"registered_domain"`
 		} `json:"question"`
 	} `json:"dns"`
 	Rule *struct {
@@ -46,6 +47,7 @@ type doc struct {
 		Score       *int     `json:"score"`
 		Reasons     []string `json:"reasons"`
 		Domain      string   `json:"registered_domain"`
+		Scope       string   `json:"scope"`
 		Actor       string   `json:"actor"`
 		Reason      string   `json:"reason"`
 		Expires     string   `json:"expires"`
@@ -117,12 +119,23 @@ func TestAppendJSONExample(t *testing.T) {
 	got := string(AppendJSON(nil, &r))
 	want := `{"@timestamp":"2026-03-01T11:00:00.5Z","ecs":{"version":"8.11.0"},` +
 		`"event":{"kind":"alert","category":["network"],"type":["denied"],"action":"block"},` +
-		`"client":{"ip":"192.0.2.7"},"dns":{"question":{"name":"www.evil.example.","type":"A"}},` +
+		`"client":{"ip":"192.0.2.7"},"dns":{"question":{"name":"www.evil.example.","type":"A","registered_domain":"evil.example"}},` +
 		`"rule":{"name":"evil.example","ruleset":"malware"},"observer":{"name":"ns1"},` +
 		`"shield":{"list_version":"2026-03-01T10:00:00Z","mode":"enforce","score":87,"reasons":["dga","nod"],` +
 		`"registered_domain":"evil.example"}}` + "\n"
 	if got != want {
 		t.Errorf("AppendJSON:\n got %s\nwant %s", got, want)
+	}
+	decodeLine(t, []byte(got))
+}
+
+// TestAppendJSONScope: a detection's verdict scope is shield.scope.
+func TestAppendJSONScope(t *testing.T) {
+	r := exampleRecord()
+	r.Scope = "client"
+	got := string(AppendJSON(nil, &r))
+	if !strings.Contains(got, `"registered_domain":"evil.example","scope":"client"}}`) {
+		t.Errorf("scope not written: %s", got)
 	}
 	decodeLine(t, []byte(got))
 }
@@ -265,6 +278,7 @@ func TestAppendJSONHostile(t *testing.T) {
 			Reason:   s,
 			Evidence: []string{s},
 			Domain:   s,
+			Scope:    s,
 		}
 		d := decodeLine(t, AppendJSON(nil, &r))
 		want := sanitized(s)
@@ -275,11 +289,12 @@ func TestAppendJSONHostile(t *testing.T) {
 			continue
 		}
 		got := []string{d.Event.Action, d.DNS.Question.Name, d.DNS.Question.Type, d.Rule.Ruleset,
-			d.Rule.Name, d.Shield.Mode, d.Observer.Name, d.Shield.Actor, d.Shield.Reason, d.Shield.Domain}
+			d.Rule.Name, d.Shield.Mode, d.Observer.Name, d.Shield.Actor, d.Shield.Reason, d.Shield.Domain,
+			d.DNS.Question.Domain, d.Shield.Scope}
 		got = append(got, d.Shield.Reasons...)
 		got = append(got, d.Shield.Evidence...)
-		if len(got) != 13 {
-			t.Fatalf("%q: %d values decoded, want 13", s, len(got))
+		if len(got) != 15 {
+			t.Fatalf("%q: %d values decoded, want 15", s, len(got))
 		}
 		for i, g := range got {
 			if g != want {

@@ -21,6 +21,16 @@ type Config struct {
 	Verdicts int // entries of the sticky-verdict table; default 16384
 	Names    int // slots of the recently-seen-names table; default 1<<20
 
+	// Verdict scopes (issue 9). A block verdict is fleet-wide when no
+	// client other than the ones that earned it used the domain without
+	// scoring in the last PrevalenceWindow, or when FleetClients distinct
+	// clients earned it; never when PopularClients other clients used
+	// it (that takes an operator: Promote). Otherwise it blocks only the
+	// clients that earned it.
+	FleetClients     int           // K; default DefaultFleetClients, at most 8
+	PopularClients   int           // P; default DefaultPopularClients
+	PrevalenceWindow time.Duration // default 7 days
+
 	// Detectors to turn off.
 	NoTunnel, NoDGA, NoNewlySeen bool
 
@@ -48,6 +58,10 @@ const (
 	DefaultClients     = 65536   // DETECTION.md sizing sketch
 	DefaultVerdicts    = 16384   // sticky verdicts
 	DefaultNames       = 1 << 20 // 4 MiB of name fingerprints
+
+	DefaultFleetClients     = 3                  // issue 9: K
+	DefaultPopularClients   = 5                  // issue 9: P
+	DefaultPrevalenceWindow = 7 * 24 * time.Hour // issue 9
 )
 
 // fillDefaults replaces the zero fields of cfg by their defaults and
@@ -73,6 +87,22 @@ func (cfg *Config) fillDefaults() error {
 	durationOr(&cfg.ShortWindow, DefaultShortWindow)
 	durationOr(&cfg.LongWindow, DefaultLongWindow)
 	durationOr(&cfg.Sticky, DefaultSticky)
+	durationOr(&cfg.PrevalenceWindow, DefaultPrevalenceWindow)
+	if cfg.PrevalenceWindow < 2*time.Second {
+		return errors.New("the prevalence window must be at least 2s")
+	}
+	if cfg.FleetClients == 0 {
+		cfg.FleetClients = DefaultFleetClients
+	}
+	if cfg.PopularClients == 0 {
+		cfg.PopularClients = DefaultPopularClients
+	}
+	if cfg.FleetClients < 1 || cfg.FleetClients > maxEarners {
+		return fmt.Errorf("fleet clients %d outside 1 to %d", cfg.FleetClients, maxEarners)
+	}
+	if cfg.PopularClients < 1 || cfg.PopularClients > 60 {
+		return fmt.Errorf("popular clients %d outside 1 to 60", cfg.PopularClients)
+	}
 	if cfg.ShortWindow < time.Second || cfg.LongWindow < cfg.ShortWindow || cfg.Sticky < time.Second {
 		return errors.New("windows must be at least 1s, the long one no shorter than the short one, sticky at least 1s")
 	}

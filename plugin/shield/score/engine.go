@@ -27,6 +27,8 @@ type Engine struct {
 	domains     *setTable[domainState] // per registered domain
 	clients     *setTable[clientState] // per client that got NXDOMAINs
 	verdicts    *verdictTable          // sticky blocks
+	records     *verdictRecords        // names and earners of the verdicts
+	prev        *prevalence            // distinct clients per domain over the prevalence window
 	recentNames *seenTable             // exact names queried recently
 	history     *bloom                 // registered domains seen in the last one to two long windows
 	dgaEvidence *dgaEvidence           // per-client DGA evidence (dga.go)
@@ -48,7 +50,8 @@ func New(cfg Config) (*Engine, error) {
 		exempt:        map[string]struct{}{},
 		domains:       newSetTable[domainState](cfg.Domains),
 		clients:       newSetTable[clientState](cfg.Clients),
-		verdicts:      newVerdictTable(cfg.Verdicts),
+		verdicts:      newVerdictTable(cfg.Verdicts, uint32(cfg.Sticky/time.Second)),
+		prev:          newPrevalence(cfg.Domains/4, uint32(cfg.PrevalenceWindow/2/time.Second)),
 		recentNames:   newSeenTable(cfg.Names),
 		history:       newBloom(1 << 22), // 2 x 512 KiB: ~1% false "seen" at 400k domains a day
 		dgaEvidence:   newDGAEvidence(dgaEvidenceSlots),
@@ -56,6 +59,8 @@ func New(cfg Config) (*Engine, error) {
 	// The engine clock starts one long window in the past so that 0 can
 	// mean "never".
 	e.start = cfg.Clock().Add(-cfg.LongWindow)
+	e.records = newVerdictRecords(e.verdicts.capacity)
+	e.prev.start(e.now())
 	if !cfg.NoDefaultExempt {
 		for _, s := range DefaultExempt {
 			e.exempt[s] = struct{}{}
@@ -94,7 +99,11 @@ func (e *Engine) now() uint32 {
 type Stats struct {
 	Domains, DomainsCap, Clients, ClientsCap, Verdicts, VerdictsCap     int
 	DomainEvictions, ClientEvictions, VerdictEvictions, VerdictsRefused uint64
-	Bytes                                                               int // memory of all tables
+	// VerdictsRefusedShare counts new verdicts not stored because their
+	// client held its share of the verdict table (the queries were
+	// blocked all the same).
+	VerdictsRefusedShare uint64
+	Bytes                int // memory of all tables
 }
 
 // Stats returns the table occupancy.
@@ -105,15 +114,19 @@ func (e *Engine) Stats() Stats {
 		Verdicts: int(e.verdicts.used.Load()), VerdictsCap: e.verdicts.capacity,
 		DomainEvictions: e.domains.evicted.Load(), ClientEvictions: e.clients.evicted.Load(),
 		VerdictEvictions: e.verdicts.evicted.Load(), VerdictsRefused: e.verdicts.refused.Load(),
-		Bytes: e.MemoryBound(),
+		VerdictsRefusedShare: e.verdicts.refusedShare.Load(),
+		Bytes:                e.MemoryBound(),
 	}
 }
 
 // MemoryBound is the memory, in bytes, of every table of the engine. It is
-// fixed when the engine is made.
+// fixed when the engine is made. Every table but the verdict records is
+// allocated then; the records (names and earners of verdicts) are
+// bounded by the verdict table's capacity.
 func (e *Engine) MemoryBound() int {
 	return e.domains.bytes() + e.clients.bytes() +
-		e.verdicts.capacity*int(unsafe.Sizeof(verdict{})) +
+		e.verdicts.capacity*(int(unsafe.Sizeof(verdict{}))+recordBytes) +
+		len(e.verdicts.hint)*8 + len(e.verdicts.share)*8 + e.prev.bytes() +
 		len(e.recentNames.slots)*4 + len(e.history.bits[0])*16 + suffixMemoSize*8 +
 		len(e.dgaEvidence.slots)*8
 }

@@ -257,7 +257,8 @@ func TestClientSuspect(t *testing.T) {
 // registered domains, from random clients and one infected client whose
 // every new domain is blocked, half answered NXDOMAIN) after a tunnel
 // domain was blocked. Memory must stay within the engine's fixed
-// bound and the tunnel verdict must survive.
+// bound, the tunnel verdict must survive, and a popular domain must stay
+// popular in the prevalence sketch.
 func TestFloodKeepsVerdict(t *testing.T) {
 	e := mustEngine(t, Config{})
 	tunnel := netip.MustParseAddr("192.0.2.1")
@@ -267,6 +268,11 @@ func TestFloodKeepsVerdict(t *testing.T) {
 	// The tunnel keeps running: its verdict is hit.
 	for i := 0; i < 5; i++ {
 		e.Score(Query{Name: fmt.Sprintf("q+more%d.tun.example.net.", i), Type: 16, Client: tunnel})
+	}
+	// A domain 20 clients use: the flood must not make it look unused
+	// (prevalence.go), or one client could then get it fleet-blocked.
+	for c := 0; c < 20; c++ {
+		e.Score(Query{Name: "www.popular.example.", Type: 1, Client: netip.AddrFrom4([4]byte{192, 0, 2, byte(100 + c)})})
 	}
 	runtime.GC()
 	var before, after runtime.MemStats
@@ -319,7 +325,7 @@ func TestFloodKeepsVerdict(t *testing.T) {
 	t.Logf("flood of %d names: %d blocked; heap in use %+d bytes; tables %d bytes; domains %d/%d (%d evicted), clients %d/%d (%d evicted), verdicts %d/%d (%d evicted, %d refused)",
 		flood, blocks, growth, s.Bytes, s.Domains, s.DomainsCap, s.DomainEvictions, s.Clients, s.ClientsCap, s.ClientEvictions,
 		s.Verdicts, s.VerdictsCap, s.VerdictEvictions, s.VerdictsRefused)
-	if blocks < flood/8 || s.VerdictEvictions+s.VerdictsRefused == 0 {
+	if blocks < flood/8 || s.VerdictEvictions+s.VerdictsRefused+s.VerdictsRefusedShare == 0 {
 		t.Errorf("the flood did not churn the verdict table: %d blocks, %d evictions, %d refused", blocks, s.VerdictEvictions, s.VerdictsRefused)
 	}
 	if s.Domains > s.DomainsCap || s.Clients > s.ClientsCap || s.Verdicts > s.VerdictsCap {
@@ -333,6 +339,9 @@ func TestFloodKeepsVerdict(t *testing.T) {
 	r := e.Score(Query{Name: "q+after.tun.example.net.", Type: 16, Client: tunnel})
 	if r.Action != Block || !r.Sticky {
 		t.Errorf("tunnel verdict lost after the flood: %+v", r)
+	}
+	if n := e.prev.others(e.domainKey("popular.example"), nil); n < DefaultPopularClients {
+		t.Errorf("after the flood a domain of 20 clients counts %d", n)
 	}
 }
 

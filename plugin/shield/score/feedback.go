@@ -1,10 +1,9 @@
 package score
 
 import (
-	"hash/maphash"
 	"math"
 	"math/bits"
-	"strings"
+	"net/netip"
 )
 
 // ObserveResponse feeds the upstream's rcode for a query that Score
@@ -107,9 +106,9 @@ func (e *Engine) ObserveResponse(res *Result, rcode int) bool {
 	} else {
 		res.points[reasonClientDGA] = ptsNXAnswer
 	}
-	e.decide(res, false, now)
+	e.decide(res, false, now, netip.Addr{}, nil)
 	if res.Action == Block {
-		res.Action = Alert
+		res.Action, res.Detected = Alert, false
 	}
 	return before == Pass && res.Action == Alert
 }
@@ -125,10 +124,4 @@ func distinct64(b uint64) int {
 		return 200
 	}
 	return int(-64*math.Log(1-float64(set)/64) + 0.5)
-}
-
-// Unblock removes a sticky verdict on a registered domain.
-func (e *Engine) Unblock(domain string) bool {
-	d := strings.TrimSuffix(strings.ToLower(domain), ".")
-	return e.verdicts.remove(maphash.String(e.seed, d))
 }

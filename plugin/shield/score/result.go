@@ -38,6 +38,18 @@ type Result struct {
 	Action Action
 	Sticky bool // blocked by an earlier verdict on the registered domain
 	Exempt bool // an exempt name: not scored
+	// Detected reports whether the query itself scored at or above the
+	// block threshold: a fresh detection, which counts towards the
+	// client's escalation. A query blocked only by an earlier verdict
+	// (Sticky) that did not itself score so high is not one.
+	Detected bool
+	// Scope is the scope of the verdict that blocked the query: the one
+	// a fresh detection made (or renewed), else the sticky one.
+	Scope Scope
+	// Popular reports that a fresh detection's verdict was kept to the
+	// client because at least PopularClients other clients used the
+	// domain without scoring: only an operator can make it fleet-wide.
+	Popular bool
 
 	points      [nReasons]uint8 // per reason
 	domStart    int             // offset of the registered domain in name
@@ -51,6 +63,7 @@ type Result struct {
 	dgaTier     uint8           // 1 + the DGA tier of the registered label under the suspect-client rule (dga.go); 0: not scored
 	topReason   uint8           // reason with the most points
 	detector    uint8           // detector with the most points
+	own         uint8           // the query's own score (for a sticky hit, not the verdict's)
 }
 
 // Domain returns the registered domain (lower case, no trailing dot), or
