@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 
 const (
 	apiToken      = "ops-token-0123456789abcdef"
+	readToken     = "viewer-token-0123456789abcdef" // scope read
 	quarantinedIP = "127.0.0.5"
 	sinkholeIP    = "10.9.9.9"
 )
@@ -62,7 +64,7 @@ func startContain(t *testing.T, env *containEnv, body string) *containEnv {
 		env.state = filepath.Join(env.dir, "state.json")
 		writeFile(t, env.dir, "c2.txt", "evil.test\nc2-a.test\nc2-b.test\nc2-c.test\n")
 		writeFile(t, env.dir, "edr.txt", "edr.test\npatch.example\n")
-		tokens := writeFile(t, env.dir, "tokens", "# operators\nops:"+apiToken+"\n")
+		tokens := writeFile(t, env.dir, "tokens", "# operators\nops:"+apiToken+"\nviewer:"+readToken+":read\n")
 		if err := os.Chmod(tokens, 0o600); err != nil { // shield refuses a tokens file others can read
 			t.Fatal(err)
 		}
@@ -109,6 +111,14 @@ func startContain(t *testing.T, env *containEnv, body string) *containEnv {
 // status and the body.
 func call(t testing.TB, addr, token, method, path, body string) (int, string) {
 	t.Helper()
+	code, _, resp := callFrom(t, "", addr, token, method, path, body)
+	return code, resp
+}
+
+// callFrom is call from the source address src (any if empty), and
+// returns the Retry-After header too.
+func callFrom(t testing.TB, src, addr, token, method, path, body string) (int, string, string) {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -124,13 +134,17 @@ func call(t testing.TB, addr, token, method, path, body string) (int, string) {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	c := http.Client{Timeout: 5 * time.Second}
+	if src != "" {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		c.Transport = &http.Transport{DialContext: d.DialContext}
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, resp.Header.Get("Retry-After"), string(b)
 }
 
 func mustCall(t testing.TB, addr, method, path, body string, want int) string {
@@ -491,11 +505,15 @@ func TestContainUnreadableState(t *testing.T) {
 func TestAPIAuth(t *testing.T) {
 	env := startContain(t, nil, "")
 	before := metricValue(t, env.metrics, "coredns_shield_api_auth_failures_total", nil)
+	src := 0
 	for _, tok := range []string{"", "wrong-token-0123456789abcdef", apiToken + "x", apiToken[:len(apiToken)-1]} {
 		for _, ep := range []struct{ method, path, body string }{
 			{"GET", "/v1/status", ""}, {"POST", "/v1/quarantine", `{"client":"` + quarantinedIP + `","reason":"x"}`}, {"DELETE", "/v1/blocks/x.test", ""},
 		} {
-			if code, body := call(t, env.api, tok, ep.method, ep.path, ep.body); code != 401 || strings.Contains(body, "quarantines") {
+			// Each from its own source: failures from one source are
+			// throttled after five (see TestAPIThrottleAndScopes).
+			src++
+			if code, _, body := callFrom(t, fmt.Sprintf("127.0.1.%d", src), env.api, tok, ep.method, ep.path, ep.body); code != 401 || strings.Contains(body, "quarantines") {
 				t.Errorf("token %q %s %s: %d %s", tok, ep.method, ep.path, code, body)
 			}
 		}
@@ -514,6 +532,51 @@ func TestAPIAuth(t *testing.T) {
 	}
 	if v := metricValue(t, env.metrics, "coredns_shield_api_requests_total", map[string]string{"endpoint": "status", "code": "401"}); v < 4 {
 		t.Errorf("api_requests_total{status,401} = %v", v)
+	}
+}
+
+// TestAPIThrottleAndScopes: a read token reads and gets 403 for a change;
+// a source that fails to authenticate five times gets 429 with
+// Retry-After for every request, a right token too, while other sources
+// are served; both refusals are counted.
+func TestAPIThrottleAndScopes(t *testing.T) {
+	env := startContain(t, nil, "")
+	forbidden := metricValue(t, env.metrics, "coredns_shield_api_forbidden_total", nil)
+	if code, body := call(t, env.api, readToken, "GET", "/v1/quarantine", ""); code != 200 {
+		t.Errorf("GET with a read token: %d %s", code, body)
+	}
+	for _, ep := range []struct{ method, path, body string }{
+		{"POST", "/v1/quarantine", `{"client":"` + quarantinedIP + `","reason":"x"}`}, {"DELETE", "/v1/blocks/x.test", ""},
+	} {
+		if code, body := call(t, env.api, readToken, ep.method, ep.path, ep.body); code != 403 {
+			t.Errorf("%s %s with a read token: %d %s, want 403", ep.method, ep.path, code, body)
+		}
+	}
+	if m := askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA); !forwarded(m) {
+		t.Errorf("a read token quarantined the client: %v", m)
+	}
+	if v := metricValue(t, env.metrics, "coredns_shield_api_forbidden_total", nil); v != forbidden+2 {
+		t.Errorf("api_forbidden_total %v -> %v, want +2", forbidden, v)
+	}
+
+	const guesser = "127.0.2.1"
+	throttled := metricValue(t, env.metrics, "coredns_shield_api_throttled_total", nil)
+	for i := range 5 {
+		if code, _, _ := callFrom(t, guesser, env.api, fmt.Sprintf("guess-%d-0123456789abcdef", i), "GET", "/v1/status", ""); code != 401 {
+			t.Fatalf("guess %d: %d, want 401", i, code)
+		}
+	}
+	for _, tok := range []string{"guess-5-0123456789abcdef", apiToken} {
+		code, retry, _ := callFrom(t, guesser, env.api, tok, "GET", "/v1/status", "")
+		if n, err := strconv.Atoi(retry); code != 429 || err != nil || n < 1 {
+			t.Errorf("token %q from a throttled source: %d, Retry-After %q; want 429 and seconds", tok, code, retry)
+		}
+	}
+	if code, _, body := callFrom(t, "127.0.2.2", env.api, apiToken, "GET", "/v1/status", ""); code != 200 {
+		t.Errorf("another source: %d %s", code, body)
+	}
+	if v := metricValue(t, env.metrics, "coredns_shield_api_throttled_total", nil); v != throttled+2 {
+		t.Errorf("api_throttled_total %v -> %v, want +2", throttled, v)
 	}
 }
 

@@ -59,6 +59,8 @@ func (s *Shield) start() error {
 		s.stop() // a failed start must not leave the watcher or the writer running
 		return err
 	}
+	holdMemTrim()
+	s.trimming = true
 	return nil
 }
 
@@ -105,6 +107,10 @@ func (s *Shield) reapAbandoned() error {
 
 // shutdown ends everything start began.
 func (s *Shield) shutdown() error {
+	if s.trimming {
+		s.trimming = false
+		releaseMemTrim()
+	}
 	s.stopDetect()
 	s.stopContain()
 	if s.watcher != nil {
