@@ -1,6 +1,7 @@
 package shield
 
 import (
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
@@ -14,17 +15,24 @@ import (
 // when the heap reaches the goal set under load, and the scavenger returns
 // pages slowly, so a resolver that idled at 22 MiB stayed at 85 MiB long
 // after the load. One goroutine per process (however many shield blocks
-// and reloads) looks at the runtime's memory every trimEvery and, when the
-// heap holds much more than its live data and the garbage collector's
-// usual headroom, and the program has gone quiet, returns the memory with
-// debug.FreeOSMemory. It reads runtime/metrics only: the query path pays
-// nothing.
+// and reloads) looks at the runtime's memory every trimEvery and returns
+// it with debug.FreeOSMemory when both hold:
+//
+//   - the heap holds more than its floor (the least it held since the
+//     last return, which is the live data then) plus the collector's
+//     usual headroom (GOGC percent of the floor, at least trimSlack): a
+//     steady load keeps the heap below its goal and never qualifies;
+//   - the program has gone quiet: it allocated less since the last look
+//     than that excess, so it would not soon reuse it. Under load it
+//     allocates far more, and nothing is returned while it lasts.
+//
+// It reads runtime/metrics only: the query path pays nothing. A return
+// costs two garbage collections, once per load spike.
 
 const (
 	// trimEvery is how often the memory is looked at.
 	trimEvery = 15 * time.Second
-	// trimSlack is how much idle heap is tolerated beyond the collector's
-	// headroom before it is returned.
+	// trimSlack is the least idle heap worth returning.
 	trimSlack = 32 << 20
 )
 
@@ -33,7 +41,6 @@ var trimMetrics = []string{
 	"/memory/classes/heap/objects:bytes", // live objects and garbage not yet swept
 	"/memory/classes/heap/unused:bytes",  // spans in use, slots empty
 	"/memory/classes/heap/free:bytes",    // free pages still held from the OS
-	"/gc/heap/live:bytes",                // live heap as of the last collection
 	"/gc/gogc:percent",
 	"/gc/heap/allocs:bytes", // cumulative, for the allocation rate
 }
@@ -41,7 +48,6 @@ var trimMetrics = []string{
 // memUse is one reading of trimMetrics.
 type memUse struct {
 	held   uint64 // heap memory held from the OS: objects, unused and free
-	live   uint64
 	gogc   uint64
 	allocs uint64
 }
@@ -54,25 +60,37 @@ func readMemUse(samples []metrics.Sample) memUse {
 		}
 		return samples[i].Value.Uint64()
 	}
-	return memUse{held: v(0) + v(1) + v(2), live: v(3), gogc: v(4), allocs: v(5)}
+	return memUse{held: v(0) + v(1) + v(2), gogc: v(3), allocs: v(4)}
 }
 
-// shouldTrim reports whether now is the time to return memory: the heap
-// holds more than its live data, the collector's headroom (GOGC percent
-// of it) and trimSlack, and less was allocated since the last reading
-// than that idle excess, so the program would not soon reuse it. Under
-// load the allocation rate keeps it from running; a resolver that serves
-// a steady rate keeps its heap near the goal and never qualifies.
-func shouldTrim(prev, cur memUse) bool {
-	if cur.held <= cur.live || cur.gogc > 10000 {
-		return false // nothing idle, or the collector is off (GOGC=off): the operator's choice
+// trimmer decides when to return memory, from one reading to the next.
+type trimmer struct {
+	prev  memUse
+	floor uint64 // the least heap held since the last return
+}
+
+func newTrimmer(first memUse) *trimmer { return &trimmer{prev: first, floor: first.held} }
+
+// next takes a reading and reports whether to return memory now. After a
+// return, the caller passes the reading that follows it to returned.
+func (t *trimmer) next(cur memUse) bool {
+	prev := t.prev
+	t.prev = cur
+	t.floor = min(t.floor, cur.held)
+	if cur.gogc > 10000 {
+		return false // the collector is off (GOGC=off): the operator's choice
 	}
-	excess := cur.held - cur.live
-	headroom := cur.live * cur.gogc / 100
-	if excess <= headroom+trimSlack {
+	excess := cur.held - t.floor
+	if excess <= max(t.floor*cur.gogc/100, trimSlack) {
 		return false
 	}
 	return cur.allocs-prev.allocs < excess
+}
+
+// returned records the reading after a return: the heap then is its new
+// floor, and FreeOSMemory's own work is not the program's allocation.
+func (t *trimmer) returned(after memUse) {
+	t.prev, t.floor = after, after.held
 }
 
 // memTrim is the process-wide trimmer, held by every running Shield.
@@ -116,19 +134,23 @@ func trimLoop(stopc, done chan struct{}, every time.Duration) {
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	prev := readMemUse(samples)
+	t := newTrimmer(readMemUse(samples))
 	for {
 		select {
 		case <-stopc:
 			return
 		case <-tick.C:
 		}
-		cur := readMemUse(samples)
-		if shouldTrim(prev, cur) {
+		if cur := readMemUse(samples); t.next(cur) {
+			// Two collections: the first moves the sync.Pool caches
+			// (the buffers of the queries in flight) to their victim
+			// cache, the second frees them, and returns the pages.
+			runtime.GC()
 			debug.FreeOSMemory()
-			cur = readMemUse(samples) // FreeOSMemory's collection is not the program's allocation
+			after := readMemUse(samples)
+			t.returned(after)
 			memTrims.Add(1)
+			log.Infof("load over: heap down from %d MiB to %d MiB, returned to the OS", cur.held>>20, after.held>>20)
 		}
-		prev = cur
 	}
 }
