@@ -111,13 +111,15 @@ func startContain(t *testing.T, env *containEnv, body string) *containEnv {
 // status and the body.
 func call(t testing.TB, addr, token, method, path, body string) (int, string) {
 	t.Helper()
-	code, _, resp := callFrom(t, "", addr, token, method, path, body)
+	code, resp, _ := callFrom(t, "", addr, token, method, path, body)
 	return code, resp
 }
 
-// callFrom is call from the source address src (any if empty), and
-// returns the Retry-After header too.
-func callFrom(t testing.TB, src, addr, token, method, path, body string) (int, string, string) {
+// callFrom is call from the loopback source address src ("" for any),
+// and returns the response's headers too. The API throttles failed
+// authentications per source, so tests that fail on purpose spread
+// their failures over sources.
+func callFrom(t testing.TB, src, addr, token, method, path, body string) (int, string, http.Header) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -144,7 +146,7 @@ func callFrom(t testing.TB, src, addr, token, method, path, body string) (int, s
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("Retry-After"), string(b)
+	return resp.StatusCode, string(b), resp.Header
 }
 
 func mustCall(t testing.TB, addr, method, path, body string, want int) string {
@@ -505,15 +507,13 @@ func TestContainUnreadableState(t *testing.T) {
 func TestAPIAuth(t *testing.T) {
 	env := startContain(t, nil, "")
 	before := metricValue(t, env.metrics, "coredns_shield_api_auth_failures_total", nil)
-	src := 0
-	for _, tok := range []string{"", "wrong-token-0123456789abcdef", apiToken + "x", apiToken[:len(apiToken)-1]} {
+	for i, tok := range []string{"", "wrong-token-0123456789abcdef", apiToken + "x", apiToken[:len(apiToken)-1]} {
+		// Three failures per source, within the throttle's burst.
+		src := fmt.Sprintf("127.0.0.%d", 10+i)
 		for _, ep := range []struct{ method, path, body string }{
 			{"GET", "/v1/status", ""}, {"POST", "/v1/quarantine", `{"client":"` + quarantinedIP + `","reason":"x"}`}, {"DELETE", "/v1/blocks/x.test", ""},
 		} {
-			// Each from its own source: failures from one source are
-			// throttled after five (see TestAPIThrottleAndScopes).
-			src++
-			if code, _, body := callFrom(t, fmt.Sprintf("127.0.1.%d", src), env.api, tok, ep.method, ep.path, ep.body); code != 401 || strings.Contains(body, "quarantines") {
+			if code, body, _ := callFrom(t, src, env.api, tok, ep.method, ep.path, ep.body); code != 401 || strings.Contains(body, "quarantines") {
 				t.Errorf("token %q %s %s: %d %s", tok, ep.method, ep.path, code, body)
 			}
 		}
@@ -567,12 +567,13 @@ func TestAPIThrottleAndScopes(t *testing.T) {
 		}
 	}
 	for _, tok := range []string{"guess-5-0123456789abcdef", apiToken} {
-		code, retry, _ := callFrom(t, guesser, env.api, tok, "GET", "/v1/status", "")
+		code, _, h := callFrom(t, guesser, env.api, tok, "GET", "/v1/status", "")
+		retry := h.Get("Retry-After")
 		if n, err := strconv.Atoi(retry); code != 429 || err != nil || n < 1 {
 			t.Errorf("token %q from a throttled source: %d, Retry-After %q; want 429 and seconds", tok, code, retry)
 		}
 	}
-	if code, _, body := callFrom(t, "127.0.2.2", env.api, apiToken, "GET", "/v1/status", ""); code != 200 {
+	if code, body, _ := callFrom(t, "127.0.2.2", env.api, apiToken, "GET", "/v1/status", ""); code != 200 {
 		t.Errorf("another source: %d %s", code, body)
 	}
 	if v := metricValue(t, env.metrics, "coredns_shield_api_throttled_total", nil); v != throttled+2 {
