@@ -107,14 +107,14 @@ func (s *Shield) reapAbandoned() error {
 
 // shutdown ends everything start began.
 func (s *Shield) shutdown() error {
-	if s.trimming {
-		s.trimming = false
-		releaseMemTrim()
-	}
 	s.stopDetect()
 	s.stopContain()
 	if s.watcher != nil {
 		s.watcher.Stop()
+	}
+	if s.trimming {
+		s.trimming = false
+		releaseMemTrim()
 	}
 	if s.audit != nil {
 		return s.audit.Close()

@@ -61,13 +61,14 @@ type Shield struct {
 	poll       time.Duration
 	debounce   time.Duration
 
-	gen      uint64 // parse order, to tell an abandoned reload's shields
-	audit    *audit.Writer
-	watcher  *blocklist.Watcher
-	trimming bool // holds the process-wide memory trimmer (memtrim.go)
+	gen     uint64 // parse order, to tell an abandoned reload's shields
+	audit   *audit.Writer
+	watcher *blocklist.Watcher
 
 	warden    *warden    // nil unless a containment option is set (contain.go)
 	detection *detection // detection options and engine (detect.go)
+
+	trimming bool // holds the process-wide memory trimmer (memtrim.go)
 }
 
 var _ plugin.Handler = (*Shield)(nil)
