@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 
 const (
 	apiToken      = "ops-token-0123456789abcdef"
+	readToken     = "viewer-token-0123456789abcdef" // scope read
 	quarantinedIP = "127.0.0.5"
 	sinkholeIP    = "10.9.9.9"
 )
@@ -62,7 +64,7 @@ func startContain(t *testing.T, env *containEnv, body string) *containEnv {
 		env.state = filepath.Join(env.dir, "state.json")
 		writeFile(t, env.dir, "c2.txt", "evil.test\nc2-a.test\nc2-b.test\nc2-c.test\n")
 		writeFile(t, env.dir, "edr.txt", "edr.test\npatch.example\n")
-		tokens := writeFile(t, env.dir, "tokens", "# operators\nops:"+apiToken+"\n")
+		tokens := writeFile(t, env.dir, "tokens", "# operators\nops:"+apiToken+"\nviewer:"+readToken+":read\n")
 		if err := os.Chmod(tokens, 0o600); err != nil { // shield refuses a tokens file others can read
 			t.Fatal(err)
 		}
@@ -530,6 +532,52 @@ func TestAPIAuth(t *testing.T) {
 	}
 	if v := metricValue(t, env.metrics, "coredns_shield_api_requests_total", map[string]string{"endpoint": "status", "code": "401"}); v < 4 {
 		t.Errorf("api_requests_total{status,401} = %v", v)
+	}
+}
+
+// TestAPIThrottleAndScopes: a read token reads and gets 403 for a change;
+// a source that fails to authenticate five times gets 429 with
+// Retry-After for every request, a right token too, while other sources
+// are served; both refusals are counted.
+func TestAPIThrottleAndScopes(t *testing.T) {
+	env := startContain(t, nil, "")
+	forbidden := metricValue(t, env.metrics, "coredns_shield_api_forbidden_total", nil)
+	if code, body := call(t, env.api, readToken, "GET", "/v1/quarantine", ""); code != 200 {
+		t.Errorf("GET with a read token: %d %s", code, body)
+	}
+	for _, ep := range []struct{ method, path, body string }{
+		{"POST", "/v1/quarantine", `{"client":"` + quarantinedIP + `","reason":"x"}`}, {"DELETE", "/v1/blocks/x.test", ""},
+	} {
+		if code, body := call(t, env.api, readToken, ep.method, ep.path, ep.body); code != 403 {
+			t.Errorf("%s %s with a read token: %d %s, want 403", ep.method, ep.path, code, body)
+		}
+	}
+	if m := askFrom(t, quarantinedIP, env.udp, "www.example.test.", dns.TypeA); !forwarded(m) {
+		t.Errorf("a read token quarantined the client: %v", m)
+	}
+	if v := metricValue(t, env.metrics, "coredns_shield_api_forbidden_total", nil); v != forbidden+2 {
+		t.Errorf("api_forbidden_total %v -> %v, want +2", forbidden, v)
+	}
+
+	const guesser = "127.0.2.1"
+	throttled := metricValue(t, env.metrics, "coredns_shield_api_throttled_total", nil)
+	for i := range 5 {
+		if code, _, _ := callFrom(t, guesser, env.api, fmt.Sprintf("guess-%d-0123456789abcdef", i), "GET", "/v1/status", ""); code != 401 {
+			t.Fatalf("guess %d: %d, want 401", i, code)
+		}
+	}
+	for _, tok := range []string{"guess-5-0123456789abcdef", apiToken} {
+		code, _, h := callFrom(t, guesser, env.api, tok, "GET", "/v1/status", "")
+		retry := h.Get("Retry-After")
+		if n, err := strconv.Atoi(retry); code != 429 || err != nil || n < 1 {
+			t.Errorf("token %q from a throttled source: %d, Retry-After %q; want 429 and seconds", tok, code, retry)
+		}
+	}
+	if code, body, _ := callFrom(t, "127.0.2.2", env.api, apiToken, "GET", "/v1/status", ""); code != 200 {
+		t.Errorf("another source: %d %s", code, body)
+	}
+	if v := metricValue(t, env.metrics, "coredns_shield_api_throttled_total", nil); v != throttled+2 {
+		t.Errorf("api_throttled_total %v -> %v, want +2", throttled, v)
 	}
 }
 

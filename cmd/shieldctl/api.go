@@ -22,10 +22,10 @@ const defaultAPI = "127.0.0.1:8053"
 var apiCommands = map[string]string{
 	"status":     "lists, versions, reload errors, counts (GET /v1/status)",
 	"explain":    "the verdict a query would get: explain [-client IP] NAME (GET /v1/explain)",
-	"quarantine": "quarantine [list] | quarantine add [-ttl D] -reason R CLIENT (GET/POST /v1/quarantine)",
+	"quarantine": "quarantine [list] | quarantine add [-ttl D] [-force] -reason R CLIENT (GET/POST /v1/quarantine)",
 	"release":    "release CLIENT (DELETE /v1/quarantine/CLIENT)",
 	"blocks":     "list the emergency blocks (GET /v1/blocks)",
-	"block":      "block [-ttl D] -reason R NAME (POST /v1/blocks)",
+	"block":      "block [-ttl D] [-force] -reason R NAME (POST /v1/blocks)",
 	"unblock":    "unblock NAME (DELETE /v1/blocks/NAME)",
 	"audit":      "recent audit records: audit [-limit N] (GET /v1/audit)",
 	"verdicts":   "list the detection verdicts, their scope and clients (GET /v1/verdicts)",
@@ -65,12 +65,14 @@ func runAPIWith(cmd string, args []string, out io.Writer, getenv func(string) st
 	timeout := fs.Duration("timeout", 10*time.Second, "request timeout")
 	var client, ttl, reason *string
 	var limit *int
+	var force *bool
 	switch {
 	case cmd == "explain":
 		client = fs.String("client", "", "client address to explain the query for")
 	case cmd == "quarantine", cmd == "block":
 		ttl = fs.String("ttl", "", "how long, e.g. 30m or 2h (default: the server's)")
 		reason = fs.String("reason", "", "why (required)")
+		force = fs.Bool("force", false, "override a guard rail: the quarantine cap, or a block of a public suffix")
 	case cmd == "audit":
 		limit = fs.Int("limit", 20, "how many records, newest first")
 	case cmd == "promote":
@@ -132,7 +134,7 @@ func runAPIWith(cmd string, args []string, out io.Writer, getenv func(string) st
 		if err != nil {
 			return err
 		}
-		return c.do("POST", "/v1/quarantine", map[string]string{"client": cl, "ttl": *ttl, "reason": *reason})
+		return c.do("POST", "/v1/quarantine", changeBody("client", cl, *ttl, *reason, *force))
 	case "release":
 		cl, err := one("CLIENT")
 		if err != nil {
@@ -146,7 +148,7 @@ func runAPIWith(cmd string, args []string, out io.Writer, getenv func(string) st
 		if err != nil {
 			return err
 		}
-		return c.do("POST", "/v1/blocks", map[string]string{"name": name, "ttl": *ttl, "reason": *reason})
+		return c.do("POST", "/v1/blocks", changeBody("name", name, *ttl, *reason, *force))
 	case "unblock":
 		name, err := one("NAME")
 		if err != nil {
@@ -171,6 +173,20 @@ func runAPIWith(cmd string, args []string, out io.Writer, getenv func(string) st
 		return c.do("POST", "/v1/verdicts/"+url.PathEscape(name)+"/promote", map[string]string{"reason": *reason})
 	}
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// changeBody returns the body of a quarantine or block request. An empty
+// ttl is left out, so the server applies its default, and force is sent
+// only when set.
+func changeBody(key, value, ttl, reason string, force bool) map[string]any {
+	m := map[string]any{key: value, "reason": reason}
+	if ttl != "" {
+		m["ttl"] = ttl
+	}
+	if force {
+		m["force"] = true
+	}
+	return m
 }
 
 // pathEscape escapes a client for the path, keeping the '/' of a CIDR,
@@ -211,14 +227,6 @@ func readToken(file string, getenv func(string) string) (string, error) {
 func (c *apiClient) do(method, path string, body any) error {
 	var rd io.Reader
 	if body != nil {
-		// Drop empty optional fields so the server applies its defaults.
-		if m, ok := body.(map[string]string); ok {
-			for k, v := range m {
-				if v == "" && k == "ttl" {
-					delete(m, k)
-				}
-			}
-		}
 		data, err := json.Marshal(body)
 		if err != nil {
 			return err

@@ -69,6 +69,12 @@ func TestAPICommands(t *testing.T) {
 		{"explain", []string{"x.evil.test"}, `"list": "c2"`},
 		{"release", []string{"10.8.0.0/17"}, `"client": "10.8.0.0/17"`},
 		{"release", []string{"10.8.0.0/17"}, "!404"},
+		// The quarantine cap (a /16 of IPv4 by default; 10.1.2.3 is held)
+		// and the public-suffix guard: 409 without -force.
+		{"quarantine", []string{"add", "-reason", "wide", "10.64.0.0/16"}, "!409 Conflict: refused without force: over the quarantine cap"},
+		{"quarantine", []string{"add", "-force", "-reason", "wide", "10.64.0.0/16"}, `"client": "10.64.0.0/16"`},
+		{"block", []string{"-reason", "suffix", "co.uk"}, "!409 Conflict: refused without force: public suffix"},
+		{"block", []string{"-force", "-ttl", "1h", "-reason", "suffix", "co.uk"}, `"name": "co.uk"`},
 		{"block", []string{"-ttl", "1h", "-reason", "wave", "fresh.test"}, `"name": "fresh.test"`},
 		{"blocks", nil, `"reason": "wave"`},
 		{"unblock", []string{"fresh.test"}, `"name": "fresh.test"`},

@@ -18,12 +18,16 @@ import (
 // backend implements api.Backend for a Shield.
 type backend struct{ s *Shield }
 
-var _ api.Backend = backend{}
+var _ api.ForceBackend = backend{}
 
-// apiErr maps a contain error to the API's.
+// apiErr maps a contain error to the API's. A guard rail's refusal is
+// ErrInvalid too, so it is checked first: it gets 409, which "force"
+// overrides, not 400.
 func apiErr(err error) error {
 	msg := err.Error()
 	switch {
+	case contain.NeedsForce(err):
+		return fmt.Errorf("%w: %s", api.ErrNeedsForce, msg)
 	case errors.Is(err, contain.ErrInvalid):
 		return fmt.Errorf("%w: %s", api.ErrBadRequest, msg)
 	case errors.Is(err, contain.ErrNotFound):
@@ -184,11 +188,17 @@ func (b backend) Quarantines() []api.Quarantine {
 }
 
 func (b backend) Quarantine(client string, ttl time.Duration, reason, actor string) (api.Quarantine, error) {
+	return b.QuarantineForce(client, ttl, reason, actor, false)
+}
+
+// QuarantineForce quarantines client; force takes it past the cap on the
+// address space in quarantine.
+func (b backend) QuarantineForce(client string, ttl time.Duration, reason, actor string, force bool) (api.Quarantine, error) {
 	p, err := contain.ParseClient(client)
 	if err != nil {
 		return api.Quarantine{}, apiErr(err)
 	}
-	q, err := b.s.warden.store.Quarantine(p, ttl, reason, actor, nil)
+	q, err := b.s.warden.store.QuarantineForce(p, ttl, reason, actor, nil, force)
 	if err != nil {
 		return api.Quarantine{}, apiErr(err)
 	}
@@ -221,7 +231,13 @@ func (b backend) Blocks() []api.Block {
 }
 
 func (b backend) Block(name string, ttl time.Duration, reason, actor string) (api.Block, error) {
-	x, err := b.s.warden.store.AddBlock(name, ttl, reason, actor)
+	return b.BlockForce(name, ttl, reason, actor, false)
+}
+
+// BlockForce adds an emergency block of name; force allows a public
+// suffix.
+func (b backend) BlockForce(name string, ttl time.Duration, reason, actor string, force bool) (api.Block, error) {
+	x, err := b.s.warden.store.AddBlockForce(name, ttl, reason, actor, force)
 	if err != nil {
 		return api.Block{}, apiErr(err)
 	}

@@ -22,26 +22,44 @@ var apiServers = struct {
 // apiServer is one listening API server and the configurations that
 // hold it.
 type apiServer struct {
-	srv   *api.Server
-	refs  int     // running configurations that hold it
-	owner *Shield // the configuration the handler serves
+	srv      *api.Server
+	refs     int               // running configurations that hold it
+	owner    *Shield           // the configuration the handler serves
+	throttle *api.AuthThrottle // failed authentications, kept across reloads
+}
+
+// listenOptions returns how w's API server is reached.
+func (w *warden) listenOptions() api.ListenOptions {
+	return api.ListenOptions{CertFile: w.tlsCert, KeyFile: w.tlsKey, Insecure: w.insecure}
 }
 
 // startAPI serves s's API on its address: it starts the server, or takes
 // over the one the configuration before a reload started.
 func (s *Shield) startAPI() error {
 	warden := s.warden
+	apiServers.Lock()
+	defer apiServers.Unlock()
+	held, ok := apiServers.m[warden.apiAddr]
+	throttle := api.NewAuthThrottle(api.ThrottleOptions{})
+	if ok {
+		throttle = held.throttle // a reload does not forgive a guesser
+	}
 	handler := api.NewHandler(backend{s}, warden.tokens, api.Options{
 		OnRequest:     func(ep string, code int) { apiRequests.WithLabelValues(ep, itoa(code)).Inc() },
 		OnAuthFailure: apiAuthFailures.Inc,
+		OnForbidden:   apiForbidden.Inc,
+		OnThrottle:    apiThrottled.Inc,
+		Throttle:      throttle,
 	})
 	warden.handler = handler
-	apiServers.Lock()
-	defer apiServers.Unlock()
-	if held, ok := apiServers.m[warden.apiAddr]; ok {
-		// A Corefile reload: take over the server, and the quarantines and
-		// blocks of the configuration it served (with or without a state
-		// file), so a reload does not release anyone.
+	if ok {
+		// A Corefile reload: take over the server (in the TLS mode and
+		// with the certificate this configuration names), and the
+		// quarantines and blocks of the configuration it served (with or
+		// without a state file), so a reload does not release anyone.
+		if err := held.adopt(warden); err != nil {
+			return err
+		}
 		if old := held.owner; old != nil && old.warden != nil && old.warden.store != nil {
 			now := time.Now()
 			if n, _ := warden.store.Restore(old.warden.store.Snapshot(now), now); n > 0 {
@@ -54,16 +72,44 @@ func (s *Shield) startAPI() error {
 		warden.api = warden.apiAddr
 		return nil
 	}
-	srv, err := api.Listen(warden.apiAddr, handler)
+	srv, err := api.ListenWith(warden.apiAddr, handler, warden.listenOptions())
 	if err != nil {
 		return err
 	}
-	if !api.IsLoopback(warden.apiAddr) {
-		log.Warningf("management API listens on %s, which is not loopback; it has no TLS, put it behind held TLS proxy", warden.apiAddr)
-	}
-	apiServers.m[warden.apiAddr] = &apiServer{srv: srv, refs: 1, owner: s}
+	apiServers.m[warden.apiAddr] = &apiServer{srv: srv, refs: 1, owner: s, throttle: throttle}
 	warden.api = warden.apiAddr
 	return nil
+}
+
+// adopt makes the server speak as w says: with TLS, it reads w's
+// certificate and key again (a renewed certificate needs no restart);
+// when w switches between TLS and plain HTTP it closes the server and
+// listens again, and if that fails it listens as before, so the
+// configuration that holds it keeps its API. The caller holds apiServers.
+func (a *apiServer) adopt(w *warden) error {
+	useTLS := w.tlsCert != ""
+	if useTLS && a.srv.TLS() {
+		return a.srv.ReloadTLS(w.tlsCert, w.tlsKey)
+	}
+	if useTLS == a.srv.TLS() {
+		return nil
+	}
+	a.srv.Close()
+	srv, err := api.ListenWith(w.apiAddr, w.handler, w.listenOptions())
+	if err == nil {
+		a.srv = srv
+		return nil
+	}
+	if old := a.owner; old != nil && old.warden != nil {
+		if back, berr := api.ListenWith(w.apiAddr, old.warden.handler, old.warden.listenOptions()); berr == nil {
+			a.srv = back
+			return err
+		}
+	}
+	// Nothing listens now; the server stays in the registry, closed, so
+	// that the holders' shutdowns balance.
+	log.Errorf("management API on %s: cannot listen again: %v", w.apiAddr, err)
+	return err
 }
 
 // reclaimAPI runs when a Corefile reload from this configuration fails.
@@ -84,6 +130,9 @@ func (s *Shield) reclaimAPI() error {
 		return nil
 	}
 	failed := held.owner
+	if err := held.adopt(warden); err != nil {
+		log.Errorf("management API on %s: %v", warden.api, err)
+	}
 	held.owner = s
 	held.srv.SetHandler(warden.handler)
 	if failed != nil && failed.warden != nil && failed.warden.api == warden.api {

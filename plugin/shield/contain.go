@@ -30,13 +30,17 @@ type warden struct {
 	actionSet bool     // quarantine_action was given
 	sink      sinkhole // the quarantine's own addresses, with TTL quarantineTTL
 
-	defTTL, maxTTL time.Duration
-	ttlSet         bool
-	rules          []contain.Rule
-	statePath      string
-	apiAddr        string
-	tokensPath     string
-	tokens         *api.Tokens
+	defTTL, maxTTL       time.Duration
+	ttlSet               bool
+	maxSpace4, maxSpace6 uint64 // quarantine_cap; 0 is the store's default
+	capSet               bool
+	rules                []contain.Rule
+	statePath            string
+	apiAddr              string
+	tokensPath           string
+	tokens               *api.Tokens
+	tlsCert, tlsKey      string // api_tls; "" serves plain HTTP
+	insecure             bool   // api_insecure: plain HTTP off loopback
 
 	store  *contain.Store
 	ladder *contain.Ladder // nil without escalate rules

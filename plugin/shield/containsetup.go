@@ -1,9 +1,9 @@
 package shield
 
 import (
+	"crypto/tls"
 	"errors"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -15,7 +15,8 @@ import (
 )
 
 // The containment options of the shield block: walled_garden,
-// quarantine_action, quarantine_ttl, escalate, state, api and api_tokens.
+// quarantine_action, quarantine_ttl, quarantine_cap, escalate, state, api,
+// api_tokens, api_tls and api_insecure.
 
 // newWarden returns a containment with the default options.
 func newWarden() *warden {
@@ -26,7 +27,8 @@ func newWarden() *warden {
 // handled is false when opt is not one.
 func parseContainOption(c *caddy.Controller, s *Shield, opt string, args []string, root string) (handled bool, err error) {
 	switch opt {
-	case "walled_garden", "quarantine_action", "quarantine_ttl", "escalate", "state", "api", "api_tokens":
+	case "walled_garden", "quarantine_action", "quarantine_ttl", "quarantine_cap", "escalate", "state",
+		"api", "api_tokens", "api_tls", "api_insecure":
 	default:
 		return false, nil
 	}
@@ -109,6 +111,19 @@ func parseContainOption(c *caddy.Controller, s *Shield, opt string, args []strin
 			return true, c.Errf("invalid quarantine_ttl: default %s is above the maximum %s", def, max)
 		}
 		cfg.defTTL, cfg.maxTTL, cfg.ttlSet = def, max, true
+	case "quarantine_cap":
+		if len(args) != 2 {
+			return true, c.Err("quarantine_cap needs V4 V6, for example /16 /48 (or none)")
+		}
+		if cfg.capSet {
+			return true, c.Err("quarantine_cap is set twice")
+		}
+		v4, err1 := contain.ParseSpaceCap(args[0], false)
+		v6, err2 := contain.ParseSpaceCap(args[1], true)
+		if err := errors.Join(err1, err2); err != nil {
+			return true, c.Errf("quarantine_cap: %v", err)
+		}
+		cfg.maxSpace4, cfg.maxSpace6, cfg.capSet = v4, v6, true
 	case "escalate":
 		r, err := contain.ParseRule(args)
 		if err != nil {
@@ -146,6 +161,19 @@ func parseContainOption(c *caddy.Controller, s *Shield, opt string, args []strin
 			return true, c.Err("api_tokens is set twice")
 		}
 		cfg.tokensPath = inRoot(args[0])
+	case "api_tls":
+		if len(args) != 2 {
+			return true, c.Err("api_tls needs CERT KEY")
+		}
+		if cfg.tlsCert != "" {
+			return true, c.Err("api_tls is set twice")
+		}
+		cfg.tlsCert, cfg.tlsKey = inRoot(args[0]), inRoot(args[1])
+	case "api_insecure":
+		if len(args) != 0 {
+			return true, c.Err("api_insecure takes no arguments")
+		}
+		cfg.insecure = true
 	}
 	return true, nil
 }
@@ -175,13 +203,26 @@ func (s *Shield) finishContain(c *caddy.Controller) error {
 		}
 		c.Set(key, true)
 	}
-	if cfg.tokensPath != "" {
-		// The tokens grant every API right: a file that others on the
-		// host can read (or write) is refused, not just warned about.
-		if fi, err := os.Stat(cfg.tokensPath); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			return c.Errf("api_tokens %s has mode %#o, so users other than its owner can read it: make it 0600 (chmod 600 %s)",
-				cfg.tokensPath, fi.Mode().Perm(), cfg.tokensPath)
+	if (cfg.tlsCert != "" || cfg.insecure) && cfg.apiAddr == "" {
+		return c.Err("api_tls and api_insecure need api")
+	}
+	if cfg.tlsCert != "" && cfg.insecure {
+		return c.Err("api_tls and api_insecure exclude each other")
+	}
+	if cfg.apiAddr != "" && cfg.tlsCert == "" && !cfg.insecure && !api.IsLoopback(cfg.apiAddr) {
+		// Bearer tokens must not cross a network in clear text.
+		return c.Errf("api %s is not loopback: give it a certificate (api_tls CERT KEY), or allow plain HTTP explicitly (api_insecure)", cfg.apiAddr)
+	}
+	if cfg.tlsCert != "" {
+		// Read here so that a bad pair is a configuration error; the
+		// server reads it again when it starts or takes over.
+		if _, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey); err != nil {
+			return c.Errf("api_tls: %v", err)
 		}
+	}
+	if cfg.tokensPath != "" {
+		// LoadTokens refuses a file that others on the host can read or
+		// change: the tokens manage the resolver.
 		t, err := api.LoadTokens(cfg.tokensPath)
 		if err != nil {
 			return c.Errf("api_tokens: %v", err)
@@ -226,7 +267,7 @@ func (s *Shield) finishContain(c *caddy.Controller) error {
 			}
 		}
 	}
-	cfg.store = contain.NewStore(contain.Options{DefaultTTL: cfg.defTTL, MaxTTL: cfg.maxTTL})
+	cfg.store = contain.NewStore(contain.Options{DefaultTTL: cfg.defTTL, MaxTTL: cfg.maxTTL, MaxSpace4: cfg.maxSpace4, MaxSpace6: cfg.maxSpace6})
 	if len(cfg.rules) > 0 {
 		cfg.ladder = contain.NewLadder(cfg.rules, 0)
 	}

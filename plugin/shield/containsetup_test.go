@@ -1,6 +1,7 @@
 package shield
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/caddy/caddyfile"
+	"github.com/dnsshield/shield/plugin/shield/contain"
 )
 
 func TestParseContain(t *testing.T) {
@@ -25,6 +27,7 @@ func TestParseContain(t *testing.T) {
 	groupOnly := filepath.Join(dir, "group")
 	os.WriteFile(groupOnly, []byte("ops:0123456789abcdef\n"), 0o600)
 	os.Chmod(groupOnly, 0o640)
+	cert, key := writeTestCert(t, dir, "127.0.0.1")
 	wrap := func(body string) string { return "shield {\nblocklist c2 /l/c2.txt\n" + body + "\n}" }
 	tests := []struct {
 		name, body, err string
@@ -105,8 +108,51 @@ func TestParseContain(t *testing.T) {
 		{"tokens bad", "api :8053\napi_tokens " + badTokens, "shorter than", nil},
 		{"tokens empty", "api :8053\napi_tokens " + empty, "no tokens", nil},
 		{"tokens twice", "api_tokens /a\napi_tokens /b", "api_tokens is set twice", nil},
-		{"tokens world-readable", "api :8053\napi_tokens " + readable, "has mode 0644, so users other than its owner can read it: make it 0600", nil},
-		{"tokens group-readable", "api :8053\napi_tokens " + groupOnly, "has mode 0640", nil},
+		{"tokens world-readable", "api :8053\napi_tokens " + readable, "mode 0644 lets its group or others read or change it: chmod 0600", nil},
+		{"tokens group-readable", "api :8053\napi_tokens " + groupOnly, "mode 0640", nil},
+		{"cap", "quarantine_cap /24 /56", "", func(t *testing.T, s *Shield) {
+			if o := s.warden.store.Options(); o.MaxSpace4 != 256 || o.MaxSpace6 != 256 {
+				t.Errorf("caps %d %d, want 256 addresses and 256 /64s", o.MaxSpace4, o.MaxSpace6)
+			}
+		}},
+		{"cap none", "quarantine_cap none /64", "", func(t *testing.T, s *Shield) {
+			if o := s.warden.store.Options(); o.MaxSpace4 != math.MaxUint64 || o.MaxSpace6 != 1 {
+				t.Errorf("caps %d %d", o.MaxSpace4, o.MaxSpace6)
+			}
+		}},
+		{"cap default", "state /s.json", "", func(t *testing.T, s *Shield) {
+			if o := s.warden.store.Options(); o.MaxSpace4 != contain.DefaultMaxSpace4 || o.MaxSpace6 != contain.DefaultMaxSpace6 {
+				t.Errorf("caps %d %d", o.MaxSpace4, o.MaxSpace6)
+			}
+		}},
+		{"cap args", "quarantine_cap /16", "quarantine_cap needs V4 V6", nil},
+		{"cap too many", "quarantine_cap /16 /48 /48", "quarantine_cap needs V4 V6", nil},
+		{"cap v4 range", "quarantine_cap /33 /48", "IPv4 quarantine cap \"/33\"", nil},
+		{"cap v6 range", "quarantine_cap /16 /65", "IPv6 quarantine cap \"/65\"", nil},
+		{"cap no slash", "quarantine_cap 16 /48", "IPv4 quarantine cap \"16\"", nil},
+		{"cap not a number", "quarantine_cap /16 /x", "IPv6 quarantine cap", nil},
+		{"cap twice", "quarantine_cap /16 /48\nquarantine_cap /24 /56", "quarantine_cap is set twice", nil},
+		{"api not loopback", "api 0.0.0.0:8053\napi_tokens " + tokens, "not loopback: give it a certificate (api_tls CERT KEY), or allow plain HTTP explicitly (api_insecure)", nil},
+		{"api insecure", "api 0.0.0.0:8053\napi_insecure\napi_tokens " + tokens, "", func(t *testing.T, s *Shield) {
+			if !s.warden.insecure || s.warden.tlsCert != "" {
+				t.Errorf("insecure %v cert %q", s.warden.insecure, s.warden.tlsCert)
+			}
+		}},
+		{"api tls", "api 0.0.0.0:8053\napi_tls " + cert + " " + key + "\napi_tokens " + tokens, "", func(t *testing.T, s *Shield) {
+			if o := s.warden.listenOptions(); o.CertFile != cert || o.KeyFile != key || o.Insecure {
+				t.Errorf("listen options %+v", o)
+			}
+		}},
+		{"api tls relative", "api :8053\napi_tls cert.pem key.pem\napi_tokens " + tokens, "api_tls: open cert.pem", nil},
+		{"api tls args", "api :8053\napi_tls " + cert + "\napi_tokens " + tokens, "api_tls needs CERT KEY", nil},
+		{"api tls twice", "api :8053\napi_tls " + cert + " " + key + "\napi_tls " + cert + " " + key, "api_tls is set twice", nil},
+		{"api tls missing", "api :8053\napi_tls " + filepath.Join(dir, "nope.pem") + " " + key + "\napi_tokens " + tokens, "api_tls: open", nil},
+		{"api tls swapped", "api :8053\napi_tls " + key + " " + cert + "\napi_tokens " + tokens, "api_tls: tls:", nil},
+		{"api tls not pem", "api :8053\napi_tls " + tokens + " " + tokens + "\napi_tokens " + tokens, "api_tls: tls:", nil},
+		{"api tls without api", "api_tls " + cert + " " + key, "api_tls and api_insecure need api", nil},
+		{"api insecure without api", "api_insecure", "api_tls and api_insecure need api", nil},
+		{"api insecure args", "api :8053\napi_insecure yes\napi_tokens " + tokens, "api_insecure takes no arguments", nil},
+		{"api tls and insecure", "api :8053\napi_insecure\napi_tls " + cert + " " + key + "\napi_tokens " + tokens, "exclude each other", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -134,6 +134,15 @@ func (s *Shield) containLoop() {
 		save()
 	}
 	sweeps := 0
+	var suppressed uint64 // the ladder's count already in the metric
+	countSuppressed := func() {
+		if warden.ladder != nil {
+			n := warden.ladder.Suppressed()
+			escalationsSuppressed.Add(float64(n - suppressed))
+			suppressed = n
+		}
+	}
+	defer countSuppressed()
 	for {
 		select {
 		case <-warden.stopc:
@@ -164,6 +173,7 @@ func (s *Shield) containLoop() {
 			if sweeps++; sweeps%10 == 0 {
 				warden.ladder.Sweep(now)
 			}
+			countSuppressed()
 			if dirty {
 				saveSoon() // retry a failed write
 			}

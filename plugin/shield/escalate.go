@@ -2,7 +2,6 @@ package shield
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -22,10 +21,9 @@ func (s *Shield) escalate(fired contain.Escalation) {
 	reason := fmt.Sprintf("%d blocks of %s within %s", fired.Rule.Count, strings.Join(fired.Rule.Kinds, ","), fired.Rule.Window)
 	mode := s.modeName()
 	escalations.WithLabelValues(fired.Rule.Name, mode).Inc()
-	client := netip.PrefixFrom(fired.Client, fired.Client.BitLen())
 	rec := audit.Record{
 		Time: time.Now(), Action: audit.ActionQuarantine, Client: fired.Client, Ruleset: "quarantine",
-		RuleName: contain.ClientText(client), Actor: actor, Reason: reason, Evidence: fired.Evidence,
+		RuleName: contain.ClientText(fired.Key), Actor: actor, Reason: reason, Evidence: fired.Evidence,
 		Mode: mode, Observer: s.observer,
 	}
 	if s.monitor {
@@ -33,11 +31,19 @@ func (s *Shield) escalate(fired contain.Escalation) {
 		s.logAudit(rec)
 		return
 	}
-	quarantine, err := s.warden.store.Quarantine(client, fired.Rule.TTL, reason, actor, fired.Evidence)
+	// The key, not the address: an IPv6 client is its /64, so a host
+	// cannot dodge the quarantine by moving within it.
+	quarantine, err := s.warden.store.Quarantine(fired.Key, fired.Rule.TTL, reason, actor, fired.Evidence)
 	if err != nil {
-		// The store is full: the bound protects memory. Counted, and the
-		// record still says what the policy wanted.
-		containErrors.WithLabelValues("full").Inc()
+		// The store is full, or the quarantine would pass the cap on the
+		// address space in quarantine (the ladder never forces): the
+		// bounds protect memory and the network. Counted, and the record
+		// still says what the policy wanted.
+		kind := "full"
+		if contain.NeedsForce(err) {
+			kind = "cap"
+		}
+		containErrors.WithLabelValues(kind).Inc()
 		rec.Expires = rec.Time.Add(fired.Rule.TTL)
 		rec.Reason += " (not enforced: " + err.Error() + ")"
 		s.logAudit(rec)

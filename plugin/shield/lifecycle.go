@@ -60,6 +60,8 @@ func (s *Shield) start() error {
 		s.stop() // a failed start must not leave the watcher or the writer running
 		return err
 	}
+	holdMemTrim()
+	s.trimming = true
 	return nil
 }
 
@@ -111,6 +113,10 @@ func (s *Shield) shutdown() error {
 	s.stopContain()
 	if s.watcher != nil {
 		s.watcher.Stop()
+	}
+	if s.trimming {
+		s.trimming = false
+		releaseMemTrim()
 	}
 	if s.audit != nil {
 		return s.audit.Close()

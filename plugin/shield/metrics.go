@@ -120,7 +120,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: "shield",
 		Name:      "contain_errors_total",
-		Help:      "Containment failures, by kind: load, corrupt (state file set aside), save, full (quarantine limit).",
+		Help:      "Containment failures, by kind: load, corrupt (state file set aside), save, full (quarantine limit), cap (an escalation over the quarantine cap).",
 	}, []string{"kind"})
 
 	apiRequests = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -135,6 +135,27 @@ var (
 		Subsystem: "shield",
 		Name:      "api_auth_failures_total",
 		Help:      "Management API requests refused for a missing or invalid token.",
+	})
+
+	apiForbidden = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "api_forbidden_total",
+		Help:      "Management API requests refused with 403: a read token asking for a change.",
+	})
+
+	apiThrottled = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "api_throttled_total",
+		Help:      "Management API requests refused with 429: their source failed to authenticate too often.",
+	})
+
+	escalationsSuppressed = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "escalations_suppressed_total",
+		Help:      "Blocks not counted towards escalation because their rule fired for the client within its window.",
 	})
 
 	detections = promauto.NewCounterVec(prometheus.CounterOpts{

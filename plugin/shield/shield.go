@@ -70,6 +70,8 @@ type Shield struct {
 
 	warden    *warden    // nil unless a containment option is set (contain.go)
 	detection *detection // detection options and engine (detect.go)
+
+	trimming bool // holds the process-wide memory trimmer (memtrim.go)
 }
 
 var _ plugin.Handler = (*Shield)(nil)
