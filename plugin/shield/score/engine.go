@@ -10,10 +10,19 @@ import (
 
 // Engine scores queries. It is safe for concurrent use.
 type Engine struct {
-	cfg   Config
-	seed  maphash.Seed
-	start time.Time // engine second 1; one long window before New
-	clock func() time.Time
+	cfg     Config
+	seed    maphash.Seed // of the keys kept only while the process runs
+	keySeed uint64       // of domain and client keys (keys.go); a handover and the state file carry it
+	start   time.Time    // engine second 1; one long window before New (a handover or a loaded state carries it)
+	clock   func() time.Time
+
+	// historyFrom is when the first-seen history began: when New ran, or
+	// the start of the history a handover or a loaded state carried.
+	// newlyFrom is the engine second from which that history covers a
+	// long window; newly_seen gives no points before it (history.go).
+	// Both are set before the engine scores its first query.
+	historyFrom time.Time
+	newlyFrom   uint32
 
 	// Durations in engine seconds.
 	stickyFor, shortEpochLen, longEpochLen uint32
@@ -39,6 +48,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg:           cfg,
 		seed:          maphash.MakeSeed(),
+		keySeed:       newKeySeed(),
 		clock:         cfg.Clock,
 		stickyFor:     uint32(cfg.Sticky / time.Second),
 		shortEpochLen: uint32(cfg.ShortWindow / time.Second),
@@ -53,7 +63,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	// The engine clock starts one long window in the past so that 0 can
 	// mean "never".
-	e.start = cfg.Clock().Add(-cfg.LongWindow)
+	now := cfg.Clock()
+	e.start = now.Add(-cfg.LongWindow)
+	e.setHistoryFrom(now)
 	if !cfg.NoDefaultExempt {
 		for _, s := range DefaultExempt {
 			e.exempt[s] = struct{}{}

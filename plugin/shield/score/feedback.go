@@ -1,7 +1,6 @@
 package score
 
 import (
-	"hash/maphash"
 	"math"
 	"math/bits"
 	"strings"
@@ -103,5 +102,5 @@ func distinct64(b uint64) int {
 // Unblock removes a sticky verdict on a registered domain.
 func (e *Engine) Unblock(domain string) bool {
 	d := strings.TrimSuffix(strings.ToLower(domain), ".")
-	return e.verdicts.remove(maphash.String(e.seed, d))
+	return e.verdicts.remove(keyHash(e.keySeed, d))
 }

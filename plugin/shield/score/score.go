@@ -45,7 +45,7 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 		return res
 	}
 	res.domStart, res.domEnd = regStart, len(raw)
-	res.domainKey = maphash.Bytes(e.seed, lower[regStart:])
+	res.domainKey = keyHash(e.keySeed, lower[regStart:])
 	now := e.now()
 
 	if v, ok := e.verdicts.lookup(res.domainKey, now, update); ok {
@@ -95,7 +95,7 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 
 	// The registered domain's state: counted under its lock, scored on a
 	// copy.
-	res.clientKey = keyOfClient(e.seed, q.Client)
+	res.clientKey = keyOfClient(e.keySeed, q.Client)
 	how := peek
 	if update {
 		how = upsert
@@ -118,7 +118,7 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 		domainPoints(points, &dom)
 	}
 	newlySeen := unremembered || (known && dom.first != 0 && now-dom.first < e.longEpochLen)
-	if newlySeen {
+	if newlySeen && now >= e.newlyFrom { // no history, no newly seen (history.go)
 		points[reasonNewlySeen] = ptsNewlySeen
 	}
 	if cost, ok := dgaCost(label); ok {
@@ -344,8 +344,9 @@ var lowerTab = func() (t [256]byte) {
 	return
 }()
 
-// keyOfClient hashes a client address: IPv4 /32, IPv6 /64.
-func keyOfClient(seed maphash.Seed, a netip.Addr) uint64 {
+// keyOfClient hashes a client address: IPv4 /32, IPv6 /64. seed is the
+// engine's key seed (keys.go).
+func keyOfClient(seed uint64, a netip.Addr) uint64 {
 	if !a.IsValid() {
 		return 0
 	}
@@ -355,9 +356,5 @@ func keyOfClient(seed maphash.Seed, a netip.Addr) uint64 {
 	if a.Is6() {
 		n = 8
 	}
-	k := maphash.Bytes(seed, b[:n])
-	if k == 0 {
-		k = 1
-	}
-	return k
+	return keyHash(seed, b[:n])
 }
