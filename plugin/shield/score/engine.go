@@ -40,8 +40,16 @@ type Engine struct {
 	history     *bloom                 // registered domains seen in the last one to two long windows
 }
 
+// historyBits is the size of each of the two first-seen filters: 2 x 512
+// KiB, about 1% false "seen" at 400k domains a day.
+const historyBits = 1 << 22
+
 // New makes an engine. It allocates every table now; nothing grows later.
-func New(cfg Config) (*Engine, error) {
+func New(cfg Config) (*Engine, error) { return newEngine(cfg, historyBits) }
+
+// newEngine is New with first-seen filters of bloomBits bits each (the
+// fuzz test uses small ones).
+func newEngine(cfg Config, bloomBits int) (*Engine, error) {
 	if err := cfg.fillDefaults(); err != nil {
 		return nil, err
 	}
@@ -59,7 +67,7 @@ func New(cfg Config) (*Engine, error) {
 		clients:       newSetTable[clientState](cfg.Clients),
 		verdicts:      newVerdictTable(cfg.Verdicts),
 		recentNames:   newSeenTable(cfg.Names),
-		history:       newBloom(1 << 22), // 2 x 512 KiB: ~1% false "seen" at 400k domains a day
+		history:       newBloom(bloomBits),
 	}
 	// The engine clock starts one long window in the past so that 0 can
 	// mean "never".

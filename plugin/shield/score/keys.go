@@ -26,8 +26,9 @@ const (
 	keyMul2 = 0xbb67ae8584caa73b
 )
 
-// newKeySeed returns a fresh secret for keyHash.
-func newKeySeed() uint64 { return rand.Uint64() }
+// newKeySeed returns a fresh secret for keyHash, never 0 (the state file
+// takes 0 for a missing seed).
+func newKeySeed() uint64 { return rand.Uint64() | 1 }
 
 // fold multiplies a and b to 128 bits and folds the halves together.
 func fold(a, b uint64) uint64 {
