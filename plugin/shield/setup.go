@@ -107,6 +107,7 @@ func parse(c *caddy.Controller) (*Shield, error) {
 	if err := s.finishContain(c); err != nil {
 		return nil, err
 	}
+	s.finishDetect(c)
 	return s, nil
 }
 

@@ -97,7 +97,7 @@ func (e *Engine) SaveState(w io.Writer) error {
 	}
 
 	// History: a copy of the filters taken while no rotation can run.
-	epoch, filters := e.history.snapshot()
+	epoch, filters := e.history.snapshot(enow / e.longEpochLen)
 	words := len(filters) / 2
 	hdr := []byte{secHistory}
 	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(8+8*len(filters)))
@@ -523,20 +523,31 @@ func detectorID(name string) uint8 {
 	return 0
 }
 
-// snapshot returns the current epoch and a copy of the filters, the
-// current one first. It holds the rotation lock, which the query path
-// only tries, so no query waits for it.
-func (b *bloom) snapshot() (epoch uint32, words []uint64) {
+// snapshot returns a copy of the filters, the current one first, as they
+// are in the long epoch now: the filters rotate at the first query of an
+// epoch, so an engine without queries for a while still holds older
+// epochs, which the copy leaves out as that rotation would. It holds the
+// rotation lock, which the query path only tries, so no query waits for
+// it.
+func (b *bloom) snapshot(now uint32) (epoch uint32, words []uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	cur := b.cur.Load()
 	n := len(b.bits[0])
 	words = make([]uint64, 2*n)
-	for i := 0; i < n; i++ {
-		words[i] = b.bits[cur][i].Load()
-		words[n+i] = b.bits[1-cur][i].Load()
+	switch e := b.epoch.Load(); {
+	case now == e || now < e:
+		for i := 0; i < n; i++ {
+			words[i] = b.bits[cur][i].Load()
+			words[n+i] = b.bits[1-cur][i].Load()
+		}
+		return e, words
+	case now == e+1: // the current filter becomes the previous one
+		for i := 0; i < n; i++ {
+			words[n+i] = b.bits[cur][i].Load()
+		}
 	}
-	return b.epoch.Load(), words
+	return now, words
 }
 
 // crcWriter writes to w and sums what it wrote.
