@@ -102,5 +102,5 @@ func distinct64(b uint64) int {
 // Unblock removes a sticky verdict on a registered domain.
 func (e *Engine) Unblock(domain string) bool {
 	d := strings.TrimSuffix(strings.ToLower(domain), ".")
-	return e.verdicts.remove(keyHash(e.keySeed, d))
+	return e.verdicts.remove(keyHashString(e.keySeed, d))
 }

@@ -40,7 +40,7 @@ func TestStateRoundTrip(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		a.Score(Query{Name: fmt.Sprintf("more%d.tun.example.net.", i), Type: 1, Client: tunnelClient})
 	}
-	va, _ := a.verdicts.lookup(keyHash(a.keySeed, "example.net"), a.now(), false)
+	va, _ := a.verdicts.lookup(keyHashString(a.keySeed, "example.net"), a.now(), false)
 	file := saved(t, a)
 	clk.Add(time.Hour) // the downtime
 
@@ -55,7 +55,7 @@ func TestStateRoundTrip(t *testing.T) {
 	if !sticky(b, "example.net") {
 		t.Fatal("verdict lost over the restart")
 	}
-	vb, _ := b.verdicts.lookup(keyHash(b.keySeed, "example.net"), b.now(), false)
+	vb, _ := b.verdicts.lookup(keyHashString(b.keySeed, "example.net"), b.now(), false)
 	if vb.hits != va.hits || vb.score != va.score || vb.reason != va.reason || vb.detector != va.detector {
 		t.Errorf("verdict %+v after the restart, was %+v", vb, va)
 	}
@@ -192,9 +192,9 @@ func TestStateRecordsExtend(t *testing.T) {
 	now := clk.Now()
 	const seed = 0x1234567
 	until := uint64(now.Add(time.Hour).Unix())
-	short := binary.LittleEndian.AppendUint64(nil, keyHash(uint64(seed), "short.example"))
+	short := binary.LittleEndian.AppendUint64(nil, keyHashString(uint64(seed), "short.example"))
 	short = binary.LittleEndian.AppendUint64(short, until)
-	long := binary.LittleEndian.AppendUint64(nil, keyHash(uint64(seed), "long.example"))
+	long := binary.LittleEndian.AppendUint64(nil, keyHashString(uint64(seed), "long.example"))
 	long = binary.LittleEndian.AppendUint64(long, until)
 	long = binary.LittleEndian.AppendUint16(long, 7)
 	long = append(long, 88)
