@@ -35,8 +35,8 @@ type Carried struct {
 // the same tables. Every table is safe for concurrent use (sharded locks
 // and atomic words), and the two engines agree on keys and on the clock,
 // so the overlap's queries land where a single engine would put them and
-// nothing prev learns in the overlap is lost. prev is not used afterwards
-// by the glue; nothing of it needs closing.
+// nothing prev learns in the overlap is lost. Once its configuration
+// stops, prev is dropped; nothing of it needs closing.
 //
 // A table whose size changed is copied instead: the live verdicts (the
 // most used first, so a smaller table keeps those), the per-domain and
