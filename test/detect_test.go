@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -232,6 +233,11 @@ func startNXUpstream(t testing.TB, resolvable func(name string) bool) *upstream 
 // sent upstream), while its ordinary browsing and another client's new
 // domain resolve. A client that browses between the NXDOMAINs of
 // word-pair names is not blocked, but its NXDOMAINs alert.
+//
+// The resolver has a day of first-seen history (a state file from a
+// resolver that ran for a day): the block of the next domain is the
+// suspect rule's 50 points plus newly_seen's 10, which a resolver
+// without history holds back (TestRestartWithoutHistoryNoMoreAlerts).
 func TestDetectDGAClient(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	randName := func() string {
@@ -252,7 +258,11 @@ func TestDetectDGAClient(t *testing.T) {
 	dir := t.TempDir()
 	auditPath := filepath.Join(dir, "audit.json")
 	list := writeFile(t, dir, "list.txt", "evil.test\n")
-	r := startCoreDNS(t, shieldCorefile(up, "", "blocklist malware "+list+"\naudit "+auditPath))
+	state := filepath.Join(dir, "state.json")
+	if err := os.WriteFile(state+".detect", historyState(t, nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := startCoreDNS(t, shieldCorefile(up, "", "blocklist malware "+list+"\naudit "+auditPath+"\nstate "+state))
 
 	const infected = "127.0.0.5"
 	detected := map[string]string{} // burst name: "block" or "alert" expected

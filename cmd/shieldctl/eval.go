@@ -68,6 +68,7 @@ func runEval(args []string) error {
 		sticky   = fs.Duration("sticky", 0, "sticky verdict duration (default: the engine's)")
 		disable  = fs.String("disable", "", "comma-separated detectors to turn off: tunnel, dga, newly_seen")
 		verbose  = fs.Bool("v", false, "list every blocked domain and the first block of each group with its reasons")
+		history  = fs.Duration("history", 24*time.Hour, "first-seen history the engine has when the replay starts: 24h (the default) is a resolver that has run for a day; 0 is a fresh start, on which newly_seen gives no points for the first long window of the replay")
 		suspect  = fs.Int("suspect", 20, "after the replay, for each attack group: a fresh engine and one client replay its first N names with the label's rcode, then its next name answered NOERROR; report whether that name is blocked (groups answered NXDOMAIN only; 0: skip)")
 		rcodeArg = rcodeFlags{"dga": dns.RcodeNameError}
 	)
@@ -113,7 +114,7 @@ func runEval(args []string) error {
 	default:
 		return fmt.Errorf("-clients must be one, group or label, not %q", *clients)
 	}
-	rp, err := score.NewReplay(cfg, *step)
+	rp, err := newReplay(cfg, *step, *history)
 	if err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ func runEval(args []string) error {
 	}
 	printEval(os.Stdout, rp, *verbose, firsts)
 	if *suspect > 0 {
-		return suspectTest(os.Stdout, cfg, *step, *suspect, events)
+		return suspectTest(os.Stdout, cfg, *step, *history, *suspect, events)
 	}
 	return nil
 }
@@ -171,7 +172,17 @@ func runEval(args []string) error {
 // names), then its next name answered NOERROR, and reports whether that
 // name was blocked: a client with a burst of one family's NXDOMAINs is
 // suspect, and the family's next resolvable domain is blocked.
-func suspectTest(out io.Writer, cfg score.Config, step time.Duration, n int, events []score.Event) error {
+// newReplay returns a replay whose engine has history of the given age.
+func newReplay(cfg score.Config, step, history time.Duration) (*score.Replay, error) {
+	rp, err := score.NewReplay(cfg, step)
+	if err != nil {
+		return nil, err
+	}
+	rp.Engine.SetHistoryFrom(rp.Engine.HistoryFrom().Add(-history))
+	return rp, nil
+}
+
+func suspectTest(out io.Writer, cfg score.Config, step, history time.Duration, n int, events []score.Event) error {
 	type key struct{ label, group string }
 	byGroup := map[key][]score.Event{}
 	var order []key
@@ -197,7 +208,7 @@ func suspectTest(out io.Writer, cfg score.Config, step time.Duration, n int, eve
 		if !nx {
 			continue
 		}
-		rp, err := score.NewReplay(cfg, step)
+		rp, err := newReplay(cfg, step, history)
 		if err != nil {
 			return err
 		}

@@ -21,13 +21,16 @@ func (s *Shield) startDetect() error {
 	if err != nil {
 		return fmt.Errorf("shield: detect: %w", err)
 	}
+	d.carryOver(e) // the previous configuration's engine, or the state file (detectstate.go)
 	d.engine = e
 	d.stopc, d.done = make(chan struct{}), make(chan struct{})
 	go d.report()
 	return nil
 }
 
-// stopDetect stops the engine's metrics reporter (OnShutdown).
+// stopDetect stops the engine's metrics reporter and state writer
+// (OnShutdown) and writes the state file a last time, unless the engine
+// went to the next configuration, which writes it from now on.
 func (s *Shield) stopDetect() {
 	d := s.detection
 	if d == nil || d.engine == nil || d.stopc == nil {
@@ -36,15 +39,21 @@ func (s *Shield) stopDetect() {
 	close(d.stopc)
 	<-d.done
 	d.stopc = nil
+	if d.release() {
+		d.saveState()
+	}
 }
 
-// report updates the table metrics every few seconds. Gauges move by
-// this engine's change, so several server blocks add up.
+// report updates the table metrics every few seconds, and writes the
+// state file every detectSaveEvery while this configuration serves the
+// server block. Gauges move by this engine's change, so several server
+// blocks add up.
 func (d *detection) report() {
 	defer close(d.done)
 	var last score.Stats
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
+	lastSave := time.Now()
 	apply := func(s score.Stats) {
 		detectTableEntries.WithLabelValues("domains").Add(float64(s.Domains - last.Domains))
 		detectTableEntries.WithLabelValues("clients").Add(float64(s.Clients - last.Clients))
@@ -65,8 +74,12 @@ func (d *detection) report() {
 	apply(d.engine.Stats())
 	for {
 		select {
-		case <-tick.C:
+		case now := <-tick.C:
 			apply(d.engine.Stats())
+			if d.statePath != "" && now.Sub(lastSave) >= detectSaveEvery && d.owns() {
+				lastSave = now
+				d.saveState()
+			}
 		case <-d.stopc:
 			// Take this engine's share out of the gauges.
 			s := d.engine.Stats()

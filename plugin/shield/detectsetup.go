@@ -21,6 +21,17 @@ type detection struct {
 	engine  *score.Engine
 	stopc   chan struct{}
 	done    chan struct{}
+
+	key       string // the server block, to find its engine across a reload (detectstate.go)
+	statePath string // FILE.detect beside the containment state; "" without state
+
+	// Guarded by detectEngines' lock: the detection this one took its
+	// engine from while that one still runs; whether a Corefile reload of
+	// this one's configuration is under way (its engine may go to the
+	// next); whether this one stopped.
+	prev      *detection
+	reloading bool
+	stopped   bool
 }
 
 // detectionCfg returns s's detection configuration, making the default one.

@@ -200,6 +200,13 @@ var (
 		Help:      "Block verdicts not made sticky because their client held its share of the verdict table (the query itself was blocked).",
 	})
 
+	detectStateErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "shield",
+		Name:      "detect_state_errors_total",
+		Help:      "Detection state file failures, by kind: load (unreadable), corrupt (set aside), save (the previous file stays).",
+	}, []string{"kind"})
+
 	detectMemory = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: "shield",

@@ -113,6 +113,7 @@ func parse(c *caddy.Controller) (*Shield, error) {
 	if err := s.finishFeeds(c); err != nil {
 		return nil, err
 	}
+	s.finishDetect(c)
 	return s, nil
 }
 

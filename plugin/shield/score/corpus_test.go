@@ -66,12 +66,18 @@ func dgaSample(t testing.TB) []dgaRow {
 	return out
 }
 
+// newReplay returns a replay on a resolver that has a day of first-seen
+// history, so that newly_seen gives its points as it does in steady state
+// (a fresh engine holds them back for a day: TestNewlySeenNeedsHistory).
+// The replays measure the steady state, the harder case for false
+// positives.
 func newReplay(t testing.TB) *Replay {
 	t.Helper()
 	r, err := NewReplay(Config{}, replayStep)
 	if err != nil {
 		t.Fatal(err)
 	}
+	withHistory(r.Engine)
 	return r
 }
 
@@ -210,7 +216,7 @@ func suspectRatio(r *Replay, ev Event) (float64, bool) {
 	}
 	sh := e.registeredShape(name[reg:suf-1], name[suf:])
 	now := e.now()
-	c, mu, _ := e.clients.get(keyOfClient(e.seed, ev.Client), now, peek)
+	c, mu, _ := e.clients.get(keyOfClient(e.keySeed, ev.Client), now, peek)
 	defer mu.Unlock()
 	if c == nil || c.suspect <= now || !c.profile.matches(sh) {
 		return 0, false
@@ -310,7 +316,7 @@ func TestDGAFamilySuspect(t *testing.T) {
 			}
 			ev := Event{Name: names[20] + ".", Type: 1, Client: client, Rcode: 0, Label: "dga", Group: fam}
 			e := r.Engine
-			c, mu, _ := e.clients.get(keyOfClient(e.seed, client), e.now(), peek)
+			c, mu, _ := e.clients.get(keyOfClient(e.keySeed, client), e.now(), peek)
 			share := c.profile.benignShare()
 			mu.Unlock()
 			ratio, fits := suspectRatio(r, ev)

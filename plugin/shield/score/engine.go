@@ -10,10 +10,19 @@ import (
 
 // Engine scores queries. It is safe for concurrent use.
 type Engine struct {
-	cfg   Config
-	seed  maphash.Seed
-	start time.Time // engine second 1; one long window before New
-	clock func() time.Time
+	cfg     Config
+	seed    maphash.Seed // of the keys kept only while the process runs
+	keySeed uint64       // of domain and client keys (keys.go); a handover and the state file carry it
+	start   time.Time    // engine second 1; one long window before New (a handover or a loaded state carries it)
+	clock   func() time.Time
+
+	// historyFrom is when the first-seen history began: when New ran, or
+	// the start of the history a handover or a loaded state carried.
+	// newlyFrom is the engine second from which that history covers a
+	// long window; newly_seen gives no points before it (history.go).
+	// Both are set before the engine scores its first query.
+	historyFrom time.Time
+	newlyFrom   uint32
 
 	// Durations in engine seconds.
 	stickyFor, shortEpochLen, longEpochLen uint32
@@ -34,14 +43,23 @@ type Engine struct {
 	dgaEvidence *dgaEvidence           // per-client DGA evidence (dga.go)
 }
 
+// historyBits is the size of each of the two first-seen filters: 2 x 512
+// KiB, about 1% false "seen" at 400k domains a day.
+const historyBits = 1 << 22
+
 // New makes an engine. It allocates every table now; nothing grows later.
-func New(cfg Config) (*Engine, error) {
+func New(cfg Config) (*Engine, error) { return newEngine(cfg, historyBits) }
+
+// newEngine is New with first-seen filters of bloomBits bits each (the
+// fuzz test uses small ones).
+func newEngine(cfg Config, bloomBits int) (*Engine, error) {
 	if err := cfg.fillDefaults(); err != nil {
 		return nil, err
 	}
 	e := &Engine{
 		cfg:           cfg,
 		seed:          maphash.MakeSeed(),
+		keySeed:       newKeySeed(),
 		clock:         cfg.Clock,
 		stickyFor:     uint32(cfg.Sticky / time.Second),
 		shortEpochLen: uint32(cfg.ShortWindow / time.Second),
@@ -53,12 +71,14 @@ func New(cfg Config) (*Engine, error) {
 		verdicts:      newVerdictTable(cfg.Verdicts, uint32(cfg.Sticky/time.Second)),
 		prev:          newPrevalence(cfg.Domains/4, uint32(cfg.PrevalenceWindow/2/time.Second)),
 		recentNames:   newSeenTable(cfg.Names),
-		history:       newBloom(1 << 22), // 2 x 512 KiB: ~1% false "seen" at 400k domains a day
+		history:       newBloom(bloomBits),
 		dgaEvidence:   newDGAEvidence(dgaEvidenceSlots),
 	}
 	// The engine clock starts one long window in the past so that 0 can
 	// mean "never".
-	e.start = cfg.Clock().Add(-cfg.LongWindow)
+	now := cfg.Clock()
+	e.start = now.Add(-cfg.LongWindow)
+	e.setHistoryFrom(now)
 	e.records = newVerdictRecords(e.verdicts.capacity)
 	e.prev.start(e.now())
 	if !cfg.NoDefaultExempt {

@@ -27,6 +27,13 @@ func mustEngine(t testing.TB, cfg Config) *Engine {
 	return e
 }
 
+// withHistory makes e's first-seen history one long window old, as in a
+// resolver that has run for a day: newly_seen gives points at once.
+func withHistory(e *Engine) *Engine {
+	e.SetHistoryFrom(e.HistoryFrom().Add(-e.cfg.LongWindow))
+	return e
+}
+
 func TestLongNameIs190(t *testing.T) {
 	if n := len(strings.TrimSuffix(longName, ".")); n != 190 {
 		t.Fatalf("longName has %d characters, want 190", n)
@@ -260,7 +267,9 @@ func TestClientSuspect(t *testing.T) {
 // bound, the tunnel verdict must survive, and a popular domain must stay
 // popular in the prevalence sketch.
 func TestFloodKeepsVerdict(t *testing.T) {
-	e := mustEngine(t, Config{})
+	// A resolver with history: newly_seen adds to the infected client's
+	// suspect-rule points, so each of its new domains asks for a verdict.
+	e := withHistory(mustEngine(t, Config{}))
 	tunnel := netip.MustParseAddr("192.0.2.1")
 	if tunnelQueries(e, "tun.example.net", tunnel, 50) == 0 {
 		t.Fatal("tunnel not blocked")

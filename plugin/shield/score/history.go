@@ -1,9 +1,63 @@
 package score
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// Without history, unknown is not new. The first-seen history says
+// whether the resolver saw a registered domain in the last one to two
+// long windows. An engine that started a minute ago saw almost nothing,
+// so every domain would be "newly seen" to it: after a start or a
+// Corefile reload that lost the history, newly_seen would add its points
+// to every query. So newly_seen gives points only once the history covers
+// one long window (24 hours by default): from historyFrom plus the long
+// window on. A handover (Handover) and a loaded state file (LoadState)
+// carry historyFrom, so a reload or a restart with a state file keeps the
+// detector running, and a state file saved an hour after a first start
+// still waits out the other 23 hours. Until then the domain is still
+// recorded as seen, and "first seen now" still counts for the suspect-client
+// rule (score.go), whose own evidence is the client's NXDOMAIN burst.
+
+// setHistoryFrom records when the first-seen history began. It runs
+// before the engine scores its first query.
+func (e *Engine) setHistoryFrom(t time.Time) {
+	e.historyFrom = t
+	e.newlyFrom = e.engineSecond(t.Add(e.cfg.LongWindow))
+}
+
+// SetHistoryFrom sets when the engine's first-seen history began, for a
+// replay that stands for a resolver that has been running for a while
+// (shieldctl eval, the corpus tests). It must be called before the engine
+// scores its first query.
+func (e *Engine) SetHistoryFrom(t time.Time) { e.setHistoryFrom(t) }
+
+// NewlySeenFrom returns the time from which newly_seen gives points: when
+// the engine's first-seen history covers one long window.
+func (e *Engine) NewlySeenFrom() time.Time { return e.wallTime(e.newlyFrom) }
+
+// HistoryFrom returns when the engine's first-seen history began.
+func (e *Engine) HistoryFrom() time.Time { return e.historyFrom }
+
+// engineSecond returns the engine second of the wall-clock time t: 1 at
+// or before start, and at most math.MaxUint32.
+func (e *Engine) engineSecond(t time.Time) uint32 {
+	d := t.Sub(e.start)
+	if d < 0 {
+		return 1
+	}
+	if s := d / time.Second; s < math.MaxUint32 {
+		return uint32(s) + 1
+	}
+	return math.MaxUint32
+}
+
+// wallTime returns the wall-clock time of engine second s (s >= 1).
+func (e *Engine) wallTime(s uint32) time.Time {
+	return e.start.Add(time.Duration(s-1) * time.Second)
+}
 
 // seenTable answers "was this exact name queried recently?" in constant
 // memory: a direct-mapped table of 32-bit fingerprints. A collision

@@ -1,7 +1,6 @@
 package score
 
 import (
-	"hash/maphash"
 	"net/netip"
 	"sort"
 	"strings"
@@ -187,7 +186,7 @@ func containsKey(keys []uint64, k uint64) bool {
 // it: any case, with or without the trailing dot.
 func (e *Engine) domainKey(domain string) uint64 {
 	d := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
-	return maphash.String(e.seed, d)
+	return keyHashString(e.keySeed, d)
 }
 
 // Clear removes every verdict on a registered domain, fleet-wide and

@@ -45,13 +45,13 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 		return res
 	}
 	res.domStart, res.domEnd = regStart, len(raw)
-	res.domainKey = maphash.Bytes(e.seed, lower[regStart:])
+	res.domainKey = keyHash(e.keySeed, lower[regStart:])
 	now := e.now()
 
 	// A verdict blocks the query whatever it scores; the query is
 	// scored all the same, so that the result says whether it is a
 	// fresh detection of its own (Result.Detected).
-	res.clientKey = keyOfClient(e.seed, q.Client)
+	res.clientKey = keyOfClient(e.keySeed, q.Client)
 	sticky, isSticky := e.verdicts.find(res.domainKey, res.clientKey, now, update)
 	if isSticky {
 		res.Sticky, res.Action, res.Score, res.Scope = true, Block, int(sticky.score), sticky.scope
@@ -124,7 +124,7 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 		domainPoints(points, &dom)
 	}
 	newlySeen := unremembered || (known && dom.first != 0 && now-dom.first < e.longEpochLen)
-	if newlySeen {
+	if newlySeen && now >= e.newlyFrom { // no history, no newly seen (history.go)
 		points[reasonNewlySeen] = ptsNewlySeen
 	}
 	tier, dgaScored := dgaTier(label)
@@ -469,8 +469,9 @@ var lowerTab = func() (t [256]byte) {
 	return
 }()
 
-// keyOfClient hashes a client address: IPv4 /32, IPv6 /64.
-func keyOfClient(seed maphash.Seed, a netip.Addr) uint64 {
+// keyOfClient hashes a client address: IPv4 /32, IPv6 /64. seed is the
+// engine's key seed (keys.go).
+func keyOfClient(seed uint64, a netip.Addr) uint64 {
 	if !a.IsValid() {
 		return 0
 	}
@@ -480,9 +481,5 @@ func keyOfClient(seed maphash.Seed, a netip.Addr) uint64 {
 	if a.Is6() {
 		n = 8
 	}
-	k := maphash.Bytes(seed, b[:n])
-	if k == 0 {
-		k = 1
-	}
-	return k
+	return keyHash(seed, b[:n])
 }
