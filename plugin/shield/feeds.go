@@ -3,6 +3,7 @@ package shield
 import (
 	"errors"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,7 +82,7 @@ func parseListArgs(c *caddy.Controller, opt, name string, args []string) (src st
 	src, rest := args[0], args[1:]
 	if !isFeedURL(src) {
 		switch {
-		case len(rest) > 0 && isFeedOption(rest[len(rest)-1]), len(rest) > 1 && isFeedOption(rest[len(rest)-2]):
+		case slices.ContainsFunc(rest, isFeedOption):
 			return "", format, nil, c.Errf("%s %q: refresh, sha256, feed_timeout and feed_max_size apply only to an http:// or https:// SOURCE; tsig, refresh, feed_timeout and feed_max_size to an axfr:// one", opt, name)
 		case len(rest) > 1:
 			return "", format, nil, c.Errf("%s needs NAME SOURCE [FORMAT], got %d arguments", opt, len(args)+1)
