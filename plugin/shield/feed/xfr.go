@@ -392,7 +392,7 @@ func xfrOutcome(err error) string {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return RefusedTimeout
-	case errors.Is(err, dns.ErrSig), errors.Is(err, dns.ErrAuth), errors.Is(err, dns.ErrSecret),
+	case errors.Is(err, dns.ErrSig), errors.Is(err, dns.ErrNoSig), errors.Is(err, dns.ErrAuth), errors.Is(err, dns.ErrSecret),
 		errors.Is(err, dns.ErrKeyAlg), errors.Is(err, dns.ErrTime),
 		strings.HasSuffix(msg, fmt.Sprintf("bad xfr rcode: %d", dns.RcodeNotAuth)):
 		return RefusedTSIG

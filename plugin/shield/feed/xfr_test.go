@@ -297,6 +297,18 @@ func TestXFRFetch(t *testing.T) {
 		t.Fatalf("truncated: %+v", r)
 	}
 
+	// With a key, an unsigned answer is refused (miekg/dns verifies
+	// every message of the transfer) and nothing is loaded.
+	signed := blocklist.NewList(blocklist.Config{Name: "signed", Format: blocklist.FormatRPZ, MaxInvalid: 0.5, MaxShrink: 1})
+	fs, err := New(signed, Options{URL: "axfr://" + x.addr + "/rpz.test", Timeout: 5 * time.Second,
+		TSIG: &TSIG{Name: "k", Algorithm: "hmac-sha256", Secret: "2Jj1gUm8yQ8tq8JyuoP0y7ZxHYVwJ7GbOdv0Ck8C9vQ="}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := fs.Fetch(ctx); r.Outcome != RefusedTSIG || signed.Snapshot() != nil {
+		t.Errorf("unsigned answer to a signed transfer: %+v", r)
+	}
+
 	// A restart: the disk copy is in force at once, and the next transfer
 	// is an IXFR from its serial.
 	f2 := newFetcher()
