@@ -3,12 +3,14 @@ package shield
 import (
 	"errors"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/dnsshield/shield/plugin/shield/blocklist"
 	"github.com/dnsshield/shield/plugin/shield/feed"
 )
@@ -37,6 +39,9 @@ type feedSpec struct {
 	url    string
 	sha256 string
 	own    feedLimits // set on the list's line
+	// tsig signs the transfers of an axfr:// list: the key's name, its
+	// algorithm (as BIND spells it) and the file holding its secret.
+	tsigName, tsigAlg, tsigFile string
 	// limits are the ones in force: own, else the shield-wide ones
 	// (zero: the feed package's defaults). Set by finishFeeds.
 	limits feedLimits
@@ -53,10 +58,17 @@ type feeds struct {
 	byList   map[*blocklist.List]*feed.Fetcher // for the status page
 }
 
-// isFeedURL reports whether a list SOURCE names a feed rather than a file.
+// isFeedURL reports whether a list SOURCE names a feed (an HTTP(S) URL
+// or a zone transfer) rather than a file.
 func isFeedURL(src string) bool {
 	lower := strings.ToLower(src)
-	return strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://")
+	return strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://") || isXFRSource(src)
+}
+
+// isXFRSource reports whether a list SOURCE is an RPZ zone transfer,
+// axfr://primary[:port]/zone.
+func isXFRSource(src string) bool {
+	return strings.HasPrefix(strings.ToLower(src), "axfr://")
 }
 
 // parseListArgs parses the arguments of a blocklist, allowlist or
@@ -70,8 +82,8 @@ func parseListArgs(c *caddy.Controller, opt, name string, args []string) (src st
 	src, rest := args[0], args[1:]
 	if !isFeedURL(src) {
 		switch {
-		case len(rest) > 0 && isFeedOption(rest[len(rest)-1]), len(rest) > 1 && isFeedOption(rest[len(rest)-2]):
-			return "", format, nil, c.Errf("%s %q: refresh, sha256, feed_timeout and feed_max_size apply only to an http:// or https:// SOURCE", opt, name)
+		case slices.ContainsFunc(rest, isFeedOption):
+			return "", format, nil, c.Errf("%s %q: refresh, sha256, feed_timeout and feed_max_size apply only to an http:// or https:// SOURCE; tsig, refresh, feed_timeout and feed_max_size to an axfr:// one", opt, name)
 		case len(rest) > 1:
 			return "", format, nil, c.Errf("%s needs NAME SOURCE [FORMAT], got %d arguments", opt, len(args)+1)
 		}
@@ -91,11 +103,19 @@ func parseListArgs(c *caddy.Controller, opt, name string, args []string) (src st
 		return src, format, nil, nil
 	}
 	spec = &feedSpec{list: name, url: src}
+	xfr := isXFRSource(src)
+	if xfr {
+		// A zone transfer carries an RPZ zone, whatever its records say.
+		if format != blocklist.FormatAuto && format != blocklist.FormatRPZ {
+			return "", format, nil, c.Errf("%s %q: a zone transfer is an RPZ zone; FORMAT may only be rpz", opt, name)
+		}
+		format = blocklist.FormatRPZ
+	}
 	seen := map[string]bool{}
 	for len(rest) > 0 {
 		key := rest[0]
 		if !isFeedOption(key) {
-			return "", format, nil, c.Errf("%s %q: unknown feed option %q: want refresh, sha256, feed_timeout or feed_max_size", opt, name, key)
+			return "", format, nil, c.Errf("%s %q: unknown feed option %q: want refresh, sha256, feed_timeout, feed_max_size or (axfr://) tsig", opt, name, key)
 		}
 		if len(rest) < 2 {
 			return "", format, nil, c.Errf("%s %q: %s needs a value", opt, name, key)
@@ -104,6 +124,23 @@ func parseListArgs(c *caddy.Controller, opt, name string, args []string) (src st
 			return "", format, nil, c.Errf("%s %q: %s is set twice", opt, name, key)
 		}
 		seen[key] = true
+		if key == "tsig" {
+			if !xfr {
+				return "", format, nil, c.Errf("%s %q: tsig applies only to an axfr:// SOURCE", opt, name)
+			}
+			if len(rest) < 4 {
+				return "", format, nil, c.Errf("%s %q: tsig needs NAME ALGORITHM SECRET_FILE", opt, name)
+			}
+			if _, ok := feed.TSIGAlgorithm(rest[2]); !ok {
+				return "", format, nil, c.Errf("%s %q: tsig algorithm %q: want hmac-sha1, hmac-sha224, hmac-sha256, hmac-sha384 or hmac-sha512", opt, name, rest[2])
+			}
+			spec.tsigName, spec.tsigAlg, spec.tsigFile = rest[1], rest[2], rest[3]
+			rest = rest[4:]
+			continue
+		}
+		if xfr && key == "sha256" {
+			return "", format, nil, c.Errf("%s %q: sha256 cannot pin a zone transfer; its serial changes with every update", opt, name)
+		}
 		val := rest[1]
 		rest = rest[2:]
 		if key == "sha256" {
@@ -124,7 +161,7 @@ func parseListArgs(c *caddy.Controller, opt, name string, args []string) (src st
 // list's own feed options rather than a FORMAT.
 func isFeedOption(w string) bool {
 	switch w {
-	case "refresh", "sha256", "feed_timeout", "feed_max_size":
+	case "refresh", "sha256", "feed_timeout", "feed_max_size", "tsig":
 		return true
 	}
 	return false
@@ -236,7 +273,9 @@ func (s *Shield) finishFeeds(c *caddy.Controller) error {
 			return c.Errf("feed %q has no list", spec.list)
 		}
 		lim := spec.own
-		if lim.refresh == 0 {
+		if lim.refresh == 0 && !isXFRSource(spec.url) {
+			// A zone transfer follows its SOA refresh unless its own
+			// line sets one.
 			lim.refresh = s.feeds.defaults.refresh
 		}
 		if lim.timeout == 0 {
@@ -250,9 +289,13 @@ func (s *Shield) finishFeeds(c *caddy.Controller) error {
 			s.feeds.warned = true
 			log.Warningf("list %q: refresh %s is under a minute: fine for a test, but a feed host may ban a resolver that polls this often", spec.list, lim.refresh)
 		}
+		tsig, err := readTSIG(spec, dnsserver.GetConfig(c).Root)
+		if err != nil {
+			return c.Errf("list %q: %v", spec.list, err)
+		}
 		f, err := feed.New(l, feed.Options{
 			URL: spec.url, Refresh: lim.refresh, Timeout: lim.timeout, MaxBytes: lim.maxBytes,
-			SHA256: spec.sha256, CacheDir: s.feeds.cacheDir, OnResult: s.onFeedResult,
+			SHA256: spec.sha256, CacheDir: s.feeds.cacheDir, OnResult: s.onFeedResult, TSIG: tsig,
 		})
 		if err != nil {
 			return c.Err(err.Error())
@@ -261,6 +304,19 @@ func (s *Shield) finishFeeds(c *caddy.Controller) error {
 		s.feeds.byList[l] = f
 	}
 	return nil
+}
+
+// readTSIG returns the TSIG key of an axfr:// list, its secret read from
+// its file (relative to root), or nil when the list has none.
+func readTSIG(spec *feedSpec, root string) (*feed.TSIG, error) {
+	if spec.tsigName == "" {
+		return nil, nil
+	}
+	secret, err := feed.ReadTSIGSecret(underRoot(root, spec.tsigFile))
+	if err != nil {
+		return nil, err
+	}
+	return &feed.TSIG{Name: spec.tsigName, Algorithm: spec.tsigAlg, Secret: secret}, nil
 }
 
 // isFeedList reports whether l is kept current by a feed.
@@ -379,6 +435,8 @@ func (s *Shield) onFeedResult(r feed.Result) {
 	if r.Changed && l != nil {
 		if r.Outcome == feed.CacheLoaded {
 			log.Infof("list %q: served from the disk cache until %s answers", r.List, r.URL)
+		} else if r.Outcome == feed.AXFR || r.Outcome == feed.IXFR {
+			log.Infof("list %q: new version transferred from %s (%s, %d bytes as text, %s)", r.List, r.URL, strings.ToUpper(r.Outcome), r.Bytes, r.Elapsed.Round(time.Millisecond))
 		} else {
 			log.Infof("list %q: new version fetched from %s (HTTP %d, %d bytes, %s)", r.List, r.URL, r.Status, r.Bytes, r.Elapsed.Round(time.Millisecond))
 		}

@@ -147,6 +147,9 @@ const (
 //
 //go:noinline
 func (s *Shield) decideAndAct(server string, w dns.ResponseWriter, r *dns.Msg, scored *score.Result) outcome {
+	if r.Opcode == dns.OpcodeNotify { // notify.go: a primary's NOTIFY for an axfr:// list
+		return s.serveNotify(w, r)
+	}
 	// 256 bytes hold any name as it travels on the wire (255 octets); a
 	// longer presentation form (escapes) spills to the heap.
 	var buf [256]byte

@@ -28,6 +28,7 @@ type meta struct {
 	Modified     time.Time `json:"modified"` // when this copy was first fetched
 	SHA256       string    `json:"sha256"`   // of the list text (decompressed)
 	Bytes        int64     `json:"bytes"`
+	Serial       uint32    `json:"serial,omitempty"` // of a transferred zone
 }
 
 // version returns the blocklist version of the copy meta describes.

@@ -1,4 +1,6 @@
-// Package feed keeps a blocklist.List current from an HTTP(S) feed.
+// Package feed keeps a blocklist.List current from an HTTP(S) feed, or
+// from an RPZ zone by zone transfer (axfr:// sources: AXFR, then IXFR,
+// TSIG, NOTIFY; see xfr.go).
 //
 // A Fetcher owns one list and one URL. It refreshes the list every Refresh
 // (±10% jitter) with conditional GETs (If-None-Match, If-Modified-Since),

@@ -39,6 +39,9 @@ func (f *Fetcher) checkRedirect(req *http.Request, via []*http.Request) error {
 
 // fetch makes one attempt. The caller holds fetchMu.
 func (f *Fetcher) fetch(parent context.Context) (r Result) {
+	if f.xfr != nil {
+		return f.fetchXFR(parent)
+	}
 	r = Result{List: f.list.Name(), URL: f.redacted, Start: time.Now()}
 	if s := f.list.Snapshot(); s != nil {
 		r.Version = s.Version

@@ -54,6 +54,9 @@ type Options struct {
 	// while fetches are serialised: it must not block for long nor call
 	// Fetch. It is where the glue counts and logs.
 	OnResult func(Result)
+	// TSIG signs the transfers of an axfr:// source; nil sends them
+	// unsigned. An HTTP(S) feed ignores it.
+	TSIG *TSIG
 }
 
 // Status is what a status page shows of a feed.
@@ -84,6 +87,7 @@ type Fetcher struct {
 	cache     *cache // nil without CacheDir
 	transport *http.Transport
 	client    *http.Client
+	xfr       *xfrSource // set for an axfr:// source (xfr.go)
 
 	ctx    context.Context // cancelled by Stop: ends a fetch in flight
 	cancel context.CancelFunc
@@ -108,6 +112,9 @@ func New(list *blocklist.List, opt Options) (*Fetcher, error) {
 	u, err := url.Parse(opt.URL)
 	if err != nil {
 		return nil, fmt.Errorf("feed %q: bad URL %s", list.Name(), Redact(opt.URL))
+	}
+	if isXFRURL(u) {
+		return newXFR(list, opt, u)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("feed %q: URL %s: want http:// or https:// and a host", list.Name(), redactURL(u))
@@ -250,7 +257,9 @@ func (f *Fetcher) run(wait time.Duration) {
 			fails = 0
 		}
 		wait := jitter(f.opt.Refresh)
-		if fails > 0 {
+		if f.xfr != nil {
+			wait = f.xfrWait(fails)
+		} else if fails > 0 {
 			backoff := retryBase << min(fails-1, 20)
 			wait = jitter(min(backoff, f.opt.Refresh))
 		}
@@ -289,7 +298,7 @@ func (f *Fetcher) record(r Result) {
 		st.Version = r.Version
 	}
 	switch r.Outcome {
-	case Updated, Unchanged, NotModified:
+	case Updated, Unchanged, NotModified, AXFR, IXFR:
 		st.FromCache = false
 		st.LastSuccess, st.LastChange = f.val.Fetched, f.val.Modified
 	case CacheLoaded:

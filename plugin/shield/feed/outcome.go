@@ -26,6 +26,14 @@ const (
 	ErrorNetwork     = "error_network"     // the request failed: DNS, connection, TLS
 	ErrorLocal       = "error_local"       // a local failure: the temporary file could not be written
 
+	// Zone transfers (axfr:// sources).
+	AXFR          = "axfr"           // a full zone is in force
+	IXFR          = "ixfr"           // the zone held, with a difference applied, is in force
+	RefusedSerial = "refused_serial" // the primary's serial is older than the one held (RFC 1982)
+	RefusedTSIG   = "refused_tsig"   // the primary refused the key, or its answer failed TSIG verification
+	RefusedRcode  = "refused_rcode"  // the primary answered the transfer with an error rcode
+	RefusedZone   = "refused_zone"   // the transfer holds records outside the zone
+
 	CacheLoaded  = "cache_loaded"  // start-up: the list is served from the disk cache
 	CacheRefused = "cache_refused" // start-up: the disk copy failed the list's checks
 )
@@ -53,7 +61,7 @@ type Result struct {
 // as it was.
 func (r Result) Refused() bool {
 	switch r.Outcome {
-	case Updated, Unchanged, NotModified, CacheLoaded:
+	case Updated, Unchanged, NotModified, CacheLoaded, AXFR, IXFR:
 		return false
 	}
 	return r.Err != nil

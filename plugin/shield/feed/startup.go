@@ -44,6 +44,9 @@ func (f *Fetcher) loadCache() (Result, bool) {
 	snap := f.list.Snapshot()
 	r.Outcome, r.Changed, r.Version = CacheLoaded, changed, snap.Version
 	f.val = *m
+	if f.xfr != nil {
+		f.restoreZone()
+	}
 	if snap.Version != m.version() {
 		// The copy was replaced but its meta was not (a crash between the
 		// two renames): serve the copy, but never claim its validators.
