@@ -222,7 +222,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: "shield",
 		Name:      "feed_fetch_total",
-		Help:      "Fetches of lists from HTTP(S) feeds, by outcome: updated, unchanged, not_modified, refused_REASON, error_network, error_local, and at start-up cache_loaded or cache_refused.",
+		Help:      "Fetches of lists from HTTP(S) feeds and zone transfers, by outcome: updated, unchanged, not_modified, axfr, ixfr, refused_REASON, error_network, error_local, and at start-up cache_loaded or cache_refused.",
 	}, []string{"list", "outcome"})
 
 	feedLastSuccessDesc = prometheus.NewDesc(
