@@ -29,6 +29,8 @@ type Engine struct {
 	verdicts    *verdictTable          // sticky blocks
 	recentNames *seenTable             // exact names queried recently
 	history     *bloom                 // registered domains seen in the last one to two long windows
+	budgets     *setTable[budgetState] // information budgets per client and per parent (budget.go)
+	parents     *parentMemo            // private-section public suffixes (budget.go)
 }
 
 // New makes an engine. It allocates every table now; nothing grows later.
@@ -50,6 +52,8 @@ func New(cfg Config) (*Engine, error) {
 		verdicts:      newVerdictTable(cfg.Verdicts),
 		recentNames:   newSeenTable(cfg.Names),
 		history:       newBloom(1 << 22), // 2 x 512 KiB: ~1% false "seen" at 400k domains a day
+		budgets:       newSetTable[budgetState](defaultBudgets),
+		parents:       newParentMemo(),
 	}
 	// The engine clock starts one long window in the past so that 0 can
 	// mean "never".
@@ -110,7 +114,7 @@ func (e *Engine) Stats() Stats {
 // MemoryBound is the memory, in bytes, of every table of the engine. It is
 // fixed when the engine is made.
 func (e *Engine) MemoryBound() int {
-	return e.domains.bytes() + e.clients.bytes() +
+	return e.domains.bytes() + e.clients.bytes() + e.budgets.bytes() + len(e.parents.slots)*8 +
 		e.verdicts.capacity*int(unsafe.Sizeof(verdict{})) +
 		len(e.recentNames.slots)*4 + len(e.history.bits[0])*16 + suffixMemoSize*8
 }

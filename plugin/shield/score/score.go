@@ -108,14 +108,21 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 			if created && unremembered {
 				live.first = now
 			}
-			live.count(&f, nonIP, newName, uint16(res.clientKey>>48)|1)
+			live.count(&f, nonIP, newName, uint16(res.clientKey>>48)|1, now/budgetWindow)
 		}
 		dom = *live
 	}
 	unlock.Unlock()
 	known := live != nil
 	if known {
-		domainPoints(points, &dom)
+		domainPoints(points, &dom, now/budgetWindow)
+	}
+	if f.encoded() && !e.cfg.NoTunnel {
+		bits := uint32(0)
+		if newName {
+			bits = uint32(float32(f.PrefixLen) * log2f(float32(f.Distinct)))
+		}
+		e.budgetPoints(points, res.clientKey, lower[sufStart:], bits, now, update)
 	}
 	newlySeen := unremembered || (known && dom.first != 0 && now-dom.first < e.longEpochLen)
 	if newlySeen {
@@ -144,7 +151,8 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 }
 
 // lexicalPoints gives the points of the query's own features f and type
-// qtype. It reports whether qtype is a non-IP type (TXT, NULL, private).
+// qtype. It reports whether qtype is a non-IP type (not A, AAAA, SVCB or
+// HTTPS).
 func lexicalPoints(points *[nReasons]uint8, f *Features, qtype uint16) (nonIP bool) {
 	switch {
 	case f.Len > 100:
@@ -168,6 +176,8 @@ func lexicalPoints(points *[nReasons]uint8, f *Features, qtype uint16) (nonIP bo
 		points[reasonEncoded] = ptsBase32
 	case ClassHex:
 		points[reasonEncoded] = ptsHex
+	case ClassBase36:
+		points[reasonEncoded] = ptsBase36
 	}
 	if f.NonLDH > 0 {
 		points[reasonNonLDH] = ptsNonLDH
@@ -175,56 +185,99 @@ func lexicalPoints(points *[nReasons]uint8, f *Features, qtype uint16) (nonIP bo
 	switch t := qtype; {
 	case t == 10 || (t >= 65280 && t <= 65534): // NULL, private use
 		points[reasonTunnelType] = ptsTunnelType
-		nonIP = true
-	case t == 16: // TXT
-		nonIP = true
+	case t == 16 || t == 15 || t == 5: // TXT, MX, CNAME
 		if f.Len > 52 {
 			points[reasonLongTXT] = ptsLongTXT
 		}
-	case t == 15 || t == 5: // MX, CNAME
-		if f.Len > 52 {
-			points[reasonLongTXT] = ptsLongTXT
-		}
+	}
+	// Nadler et al.'s non-IP type ratio: every type but the address
+	// types a browser or an app sends (A, AAAA, SVCB, HTTPS).
+	switch qtype {
+	case 1, 28, 64, 65:
+	default:
+		nonIP = true
 	}
 	return nonIP
 }
 
 // count adds a query with features f to the registered domain's counters.
-// newName reports whether the exact name is new; client is the client's
-// fingerprint.
-func (d *domainState) count(f *Features, nonIP, newName bool, client uint16) {
+// nonIP reports whether its type is not an address type; newName whether
+// the exact name is new; client is the client's fingerprint; hour the
+// budget-window epoch.
+func (d *domainState) count(f *Features, nonIP, newName bool, client uint16, hour uint32) {
 	d.queries[0]++
 	if nonIP {
 		d.nonIPQueries[0]++
 	}
-	if newName {
-		d.unique[0]++
-		if d.shortUnique[0] < 0xffff {
-			d.shortUnique[0]++
-		}
-		if f.NonLDH > 0 || f.Class == ClassBase64 || f.Class == ClassBase32 {
-			d.encoded[0]++
-			if d.shortEncoded[0] < 0xffff {
-				d.shortEncoded[0]++
-			}
-		}
-		d.infoBits[0] += uint32(float32(f.PrefixLen) * log2f(float32(f.Distinct)))
+	slot := d.addClient(client)
+	if !newName {
+		return
 	}
-	d.addClient(client)
+	d.unique[0]++
+	if d.shortUnique[0] < 0xffff {
+		d.shortUnique[0]++
+	}
+	bits := uint32(float32(f.PrefixLen) * log2f(float32(f.Distinct)))
+	d.infoBits[0] += bits
+	if f.encoded() {
+		d.encoded[0]++
+		if d.shortEncoded[0] < 0xffff {
+			d.shortEncoded[0]++
+		}
+	}
+	if slot < 0 || !f.random() {
+		return
+	}
+	if nonIP && d.slotRandom[slot] < 0xffff {
+		d.slotRandom[slot]++
+	}
+	d.rollHour(hour)
+	d.slotBits[0][slot] += bits
 }
 
-// domainPoints gives the points of the registered domain's state dom.
-// Only a domain with encTier1 encoded prefixes gets any.
-func domainPoints(points *[nReasons]uint8, dom *domainState) {
+// domainPoints gives the points of the registered domain's state dom at
+// budget epoch hour. Only a domain with tunnel evidence gets any: encoded
+// prefixes, one client's random-looking names of non-address types, or
+// one client's information bits in the budget window.
+func domainPoints(points *[nReasons]uint8, dom *domainState, hour uint32) {
+	if dom.hourEpoch != hour {
+		dom.rollHour(hour) // a copy: the live entry rolls when counted
+	}
+	random, slotBits := dom.topSlot()
+	switch {
+	case slotBits >= hourBits2:
+		points[reasonHourBits] = ptsHourBits2
+	case slotBits >= hourBits1:
+		points[reasonHourBits] = ptsHourBits1
+	}
+	switch {
+	case random >= encTier3:
+		points[reasonRandomPrefixes] = ptsEnc3
+	case random >= encTier2:
+		points[reasonRandomPrefixes] = ptsEnc2
+	case random >= encTier15:
+		points[reasonRandomPrefixes] = ptsEnc15
+	case random >= encTier1:
+		points[reasonRandomPrefixes] = ptsEnc1
+	}
 	encoded := sumPair(dom.encoded)
 	switch {
 	case encoded >= encTier3:
 		points[reasonEncodedPrefixes] = ptsEnc3
 	case encoded >= encTier2:
 		points[reasonEncodedPrefixes] = ptsEnc2
+	case encoded >= encTier15:
+		points[reasonEncodedPrefixes] = ptsEnc15
 	case encoded >= encTier1:
 		points[reasonEncodedPrefixes] = ptsEnc1
-	default:
+	}
+	// The stronger of the two views of the same prefixes counts.
+	if points[reasonRandomPrefixes] <= points[reasonEncodedPrefixes] {
+		points[reasonRandomPrefixes] = 0
+	} else {
+		points[reasonEncodedPrefixes] = 0
+	}
+	if points[reasonEncodedPrefixes] == 0 && points[reasonRandomPrefixes] == 0 && points[reasonHourBits] == 0 {
 		return
 	}
 	if sumShortPair(dom.shortUnique) >= uniqShortMin {
