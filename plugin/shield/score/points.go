@@ -70,11 +70,12 @@ const (
 	entropyMin     = 0.85
 	// lexCap caps what one query's own features add: a single query
 	// never blocks, nor alerts, without per-domain or per-client evidence
-	// (DETECTION.md lesson 1), so it stays below DefaultAlert. The
+	// (DETECTION.md lesson 1), even on a domain first seen today. The
 	// Umbrella top 100k has names with 70 lexical points (a2z.com hash
-	// labels, canva-apps.cn test names); at 40 (= DefaultAlert) 106 of
-	// its names alerted on their own features alone (0.106%).
-	lexCap          = DefaultAlert - 5
+	// labels, canva-apps.cn test names); at 40 (= DefaultAlert), 106 of
+	// its names alerted on their own features alone (0.106%), and 917
+	// (0.917%) with newly_seen added (TestBenignUmbrella).
+	lexCap          = DefaultAlert - ptsNewlySeen - 1
 	entropyMinBytes = 20
 
 	// A prefix "looks encoded" when it carries a byte outside LDH or a
@@ -106,6 +107,7 @@ const (
 	// 100k asks 51 hex names under a2z.com, 27 under conviva.com, all of
 	// them A queries. The tier at 6 lets a dnscat2-style session that
 	// opens with long queries block within 10 (TestDnscat2Style).
+	weakMaxClients      = 2
 	encTier1, ptsEnc1   = 3, 10
 	encTier15, ptsEnc15 = 6, 20
 	encTier2, ptsEnc2   = 10, 30
@@ -119,12 +121,14 @@ const (
 	// prefix carries its length x log2(distinct bytes) (DETECTION.md).
 	bitsMin, ptsBits = 32768, 30
 	// Unique-query ratio >= 0.9 (Nadler et al.; real tools measure 1.00)
-	// over >= 10 queries: behind the evidence gate it needs no more
-	// volume than the non-IP ratio (DETECTION.md started at 50).
-	ratioMinQ, ptsUniqRatio = 10, 10
+	// over >= 6 queries: behind the evidence gate it needs no more volume
+	// than the tier at 6 (DETECTION.md started at 50). With the non-IP
+	// ratio it lets a dnscat2-style session block at its 6th query
+	// instead of its 10th (TestDnscat2Style).
+	ratioMinQ, ptsUniqRatio = encTier15, 10
 	// Non-address types (TXT, NULL, private, MX, CNAME, ...) >= 50% of >=
-	// 10 queries (Nadler non-IP ratio).
-	nonIPMinQ, ptsNonIP = 10, 15
+	// 6 queries (Nadler non-IP ratio; started at 10).
+	nonIPMinQ, ptsNonIP = encTier15, 15
 	// NXDOMAIN ratio > 0.3 with >= 20 unique prefixes (tunnels 40-80%).
 	nxMinUniq, ptsNXRatio = 20, 10
 	// Information budget per registered domain over budgetWindow, per
@@ -134,7 +138,7 @@ const (
 	// at 1 query every 5 s (720 an hour) of 100 bits each, tier 1 at 23
 	// minutes (TestSlowTunnel). Paxson et al. 2013 allow 4 kB a day per
 	// domain; the one-client replay of the Umbrella top 100k (all of it
-	// within 35 minutes) has at most HOURMAX bits under one domain
+	// within 35 minutes) has at most 19,650 bits from one client under one domain (a2z.com)
 	// (TestUmbrellaBudgets).
 	budgetWindow            = 3600 // engine seconds
 	hourBits1, ptsHourBits1 = 32768, 25
@@ -146,7 +150,7 @@ const (
 	// query per domain never builds per-domain evidence; the Umbrella top
 	// 100k as one client has one encoded name in all.
 	clientBits1, ptsClientBits1 = 2048, 20
-	clientBits2, ptsClientBits2 = 4096, 30
+	clientBits2, ptsClientBits2 = 4096, 35
 	// Seen by <= 2 clients and >= 50 queries (RITA prevalence modifier).
 	prevMinQ, ptsLowPrev = 50, 10
 

@@ -243,22 +243,27 @@ func domainPoints(points *[nReasons]uint8, dom *domainState, hour uint32) {
 	if dom.hourEpoch != hour {
 		dom.rollHour(hour) // a copy: the live entry rolls when counted
 	}
-	random, slotBits := dom.topSlot()
-	switch {
-	case slotBits >= hourBits2:
-		points[reasonHourBits] = ptsHourBits2
-	case slotBits >= hourBits1:
-		points[reasonHourBits] = ptsHourBits1
-	}
-	switch {
-	case random >= encTier3:
-		points[reasonRandomPrefixes] = ptsEnc3
-	case random >= encTier2:
-		points[reasonRandomPrefixes] = ptsEnc2
-	case random >= encTier15:
-		points[reasonRandomPrefixes] = ptsEnc15
-	case random >= encTier1:
-		points[reasonRandomPrefixes] = ptsEnc1
+	// One client's random-looking names count only on a domain of at
+	// most weakMaxClients clients: under a popular domain they are many
+	// clients' hash names, a few each (TestHashNamesBenign).
+	if dom.nClients <= weakMaxClients {
+		random, slotBits := dom.topSlot()
+		switch {
+		case slotBits >= hourBits2:
+			points[reasonHourBits] = ptsHourBits2
+		case slotBits >= hourBits1:
+			points[reasonHourBits] = ptsHourBits1
+		}
+		switch {
+		case random >= encTier3:
+			points[reasonRandomPrefixes] = ptsEnc3
+		case random >= encTier2:
+			points[reasonRandomPrefixes] = ptsEnc2
+		case random >= encTier15:
+			points[reasonRandomPrefixes] = ptsEnc15
+		case random >= encTier1:
+			points[reasonRandomPrefixes] = ptsEnc1
+		}
 	}
 	encoded := sumPair(dom.encoded)
 	switch {
@@ -277,6 +282,7 @@ func domainPoints(points *[nReasons]uint8, dom *domainState, hour uint32) {
 	} else {
 		points[reasonEncodedPrefixes] = 0
 	}
+	// Any of them opens the domain's volume signals below.
 	if points[reasonEncodedPrefixes] == 0 && points[reasonRandomPrefixes] == 0 && points[reasonHourBits] == 0 {
 		return
 	}
