@@ -262,7 +262,9 @@ func TestSlowTunnel(t *testing.T) {
 			return randAlpha(rng, alphaHex, 63) + "." + randAlpha(rng, alphaHex, 40)
 		}, 1, true},
 		{"base36-a", func(rng *rand.Rand) string { return randAlpha(rng, alphaB36, 24) }, 1, false},
-		{"8bit", func(rng *rand.Rand) string { return randAlpha(rng, alphaB32, 20) + `\200` + randAlpha(rng, alphaB32, 10) }, 10, true},
+		{"8bit", func(rng *rand.Rand) string {
+			return randAlpha(rng, alphaB32, 20) + `\200` + randAlpha(rng, alphaB32, 10)
+		}, 10, true},
 	}
 	for _, m := range engineModes {
 		for _, k := range kinds {
