@@ -93,15 +93,18 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 		unremembered = !e.history.test(res.domainKey)
 	}
 
-	// The registered domain's state: counted under its lock, scored on a
-	// copy.
+	// The registered domain's state: counted and scored under its lock
+	// (a copy of the entry cost more than the scoring).
 	res.clientKey = keyOfClient(e.seed, q.Client)
 	how := peek
 	if update {
 		how = upsert
 	}
 	live, unlock, created := e.domains.get(res.domainKey, now, how)
-	var dom domainState
+	var dom struct {
+		first    uint32
+		nClients uint8
+	}
 	if live != nil {
 		live.roll(shortEpoch, longEpoch)
 		if update {
@@ -110,13 +113,11 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 			}
 			live.count(&f, nonIP, newName, uint16(res.clientKey>>48)|1, now/budgetWindow)
 		}
-		dom = *live
+		domainPoints(points, live, now/budgetWindow)
+		dom.first, dom.nClients = live.first, live.nClients
 	}
 	unlock.Unlock()
 	known := live != nil
-	if known {
-		domainPoints(points, &dom, now/budgetWindow)
-	}
 	if f.encoded() && !e.cfg.NoTunnel {
 		bits := uint32(0)
 		if newName {
@@ -228,6 +229,7 @@ func (d *domainState) count(f *Features, nonIP, newName bool, client uint16, hou
 	if slot < 0 || !f.random() {
 		return
 	}
+	d.randomSeen = true
 	if nonIP && d.slotRandom[slot] < 0xffff {
 		d.slotRandom[slot]++
 	}
@@ -240,13 +242,11 @@ func (d *domainState) count(f *Features, nonIP, newName bool, client uint16, hou
 // prefixes, one client's random-looking names of non-address types, or
 // one client's information bits in the budget window.
 func domainPoints(points *[nReasons]uint8, dom *domainState, hour uint32) {
-	if dom.hourEpoch != hour {
-		dom.rollHour(hour) // a copy: the live entry rolls when counted
-	}
 	// One client's random-looking names count only on a domain of at
 	// most weakMaxClients clients: under a popular domain they are many
 	// clients' hash names, a few each (TestHashNamesBenign).
-	if dom.nClients <= weakMaxClients {
+	if dom.randomSeen && dom.nClients <= weakMaxClients {
+		dom.rollHour(hour)
 		random, slotBits := dom.topSlot()
 		switch {
 		case slotBits >= hourBits2:

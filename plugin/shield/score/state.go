@@ -21,6 +21,7 @@ type domainState struct {
 	nxdomains    [2]uint32 // of those, NXDOMAIN responses
 	clients      [4]uint16 // fingerprints of distinct clients in the long window
 	nClients     uint8     // distinct clients, saturating at len(clients)+1
+	randomSeen   bool      // a client slot below has counted a random-looking name
 
 	// Per client of clients (the same slot), what makes the tunnel shape
 	// of one client asking many random names under one domain, apart
@@ -61,6 +62,7 @@ func (d *domainState) roll(shortEpoch, longEpoch uint32) {
 			d.clients = [4]uint16{}
 			d.nClients = 0
 			d.slotRandom = [4]uint16{}
+			d.randomSeen = false
 		} else {
 			for i := range d.slotRandom {
 				d.slotRandom[i] /= 2 // older than a long window: half weight
