@@ -532,3 +532,36 @@ func TestBenignHalves(t *testing.T) {
 		}
 	}
 }
+
+// TestUmbrellaHourBits measures what set hourBits1: after a one-client
+// replay of the Umbrella top 100k (all of it within one budget window),
+// the most information bits of random-looking names that the client
+// sent under one registered domain stay below the first tier.
+func TestUmbrellaHourBits(t *testing.T) {
+	r := newReplay(t)
+	domains := map[uint64]string{}
+	for _, n := range lines(t, "benign_umbrella_top100k_fqdn.txt.gz") {
+		if res := r.Run(Event{Name: n + ".", Type: 1, Client: benignClient, Label: "benign"}); !res.Exempt {
+			domains[res.domainKey] = res.Domain()
+		}
+	}
+	e := r.Engine
+	max, maxDomain := uint32(0), ""
+	for i := range e.domains.shards {
+		sh := &e.domains.shards[i]
+		for s := range sh.keys {
+			for w, k := range sh.keys[s] {
+				if k == 0 {
+					continue
+				}
+				if _, bits := sh.entries[s][w].topSlot(); bits > max {
+					max, maxDomain = bits, domains[k]
+				}
+			}
+		}
+	}
+	t.Logf("replay of %v: most bits of random-looking names under one domain: %d (%s)", r.Elapsed(), max, maxDomain)
+	if max >= hourBits1 {
+		t.Errorf("%s has %d bits, at or above hourBits1 = %d", maxDomain, max, hourBits1)
+	}
+}
