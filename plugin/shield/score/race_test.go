@@ -2,6 +2,6 @@
 
 package score
 
-// raceEnabled: the race detector slows the replays about tenfold, so the
-// largest ones sample their corpora under it.
+// raceEnabled: the race detector makes the engine some ten times slower,
+// so the longest loops of the tests run shorter under it.
 const raceEnabled = true
