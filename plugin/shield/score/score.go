@@ -198,7 +198,28 @@ func lexicalPoints(points *[nReasons]uint8, f *Features, qtype uint16) (nonIP bo
 	default:
 		nonIP = true
 	}
+	capTunnelLexical(points)
 	return nonIP
+}
+
+// capTunnelLexical trims the tunnel's per-query reasons to tunnelLexCap
+// in all, taking from the weakest first so that the top reason stays.
+func capTunnelLexical(points *[nReasons]uint8) {
+	sum := 0
+	for _, v := range points[:reasonEncodedPrefixes] {
+		sum += int(v)
+	}
+	for excess := sum - tunnelLexCap; excess > 0; {
+		weakest := -1
+		for i, v := range points[:reasonEncodedPrefixes] {
+			if v > 0 && (weakest < 0 || v < points[weakest]) {
+				weakest = i
+			}
+		}
+		take := min(excess, int(points[weakest]))
+		points[weakest] -= uint8(take)
+		excess -= take
+	}
 }
 
 // count adds a query with features f to the registered domain's counters.
