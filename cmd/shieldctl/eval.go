@@ -37,7 +37,13 @@ through one engine. Formats (-format, detected from the first line):
   lines    one name per line; label from -label, group from the file name
   netrack  CSV "label,qname" with that header; 1 is -attack-label, 0 benign
   dga      CSV "class,family,domain" without header (class dga or legit)
-  csv      CSV "label,group,name[,qtype[,rcode[,client]]]"
+  csv      CSV "label,group,name[,qtype[,rcode[,client[,time]]]]"
+
+The clock advances by -step before each query (a fixed interval: -step 5s
+replays a slow tunnel at one query every 5 seconds, in no real time). A
+csv row's time, when given, sets the query's time instead: seconds since
+the start of the replay (12.5), or an RFC 3339 timestamp, taken relative
+to the first timestamp of the run; the clock never goes backwards.
 
 Flags:
 `
@@ -137,8 +143,9 @@ func runEval(args []string) error {
 	}
 	firsts := map[[2]string]string{}
 	var events []score.Event
+	var times timeBase
 	for _, path := range fs.Args() {
-		err := readCorpus(path, *format, *label, *attack, *group, qt, func(ev evalEvent) {
+		err := readCorpus(path, *format, *label, *attack, *group, qt, &times, func(ev evalEvent) {
 			if !ev.Client.IsValid() {
 				ev.Client = clientFor(&ev.Event)
 			}
@@ -331,8 +338,39 @@ func parseRcode(s string) (int, error) {
 	return n, nil
 }
 
+// timeBase turns a corpus's times into offsets from the start of the
+// replay: the first RFC 3339 timestamp of a run is its start.
+type timeBase struct {
+	first time.Time
+}
+
+// offset parses a time column: seconds since the start, or an RFC 3339
+// timestamp. A time before the start is an error. Offsets are a
+// nanosecond late: 0 means "no time" to the replay.
+func (b *timeBase) offset(s string) (time.Duration, error) {
+	if secs, err := strconv.ParseFloat(s, 64); err == nil {
+		if secs < 0 || secs > 1e9 {
+			return 0, fmt.Errorf("time %q outside 0 to 1e9 seconds", s)
+		}
+		return time.Duration(secs*float64(time.Second)) + time.Nanosecond, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, fmt.Errorf("time %q is neither seconds nor RFC 3339", s)
+	}
+	if b.first.IsZero() {
+		b.first = t
+	}
+	d := t.Sub(b.first)
+	if d < 0 {
+		return 0, fmt.Errorf("time %q is before the first timestamp %s", s, b.first.Format(time.RFC3339Nano))
+	}
+	return d + time.Nanosecond, nil
+}
+
 // readCorpus reads one corpus file and calls emit for each query in order.
-func readCorpus(path, format, label, attack, group string, qtype uint16, emit func(evalEvent)) error {
+// times turns the csv time column into offsets.
+func readCorpus(path, format, label, attack, group string, qtype uint16, times *timeBase, emit func(evalEvent)) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -390,8 +428,8 @@ func readCorpus(path, format, label, attack, group string, qtype uint16, emit fu
 			}
 		case "csv":
 			parts := strings.Split(line, ",")
-			if len(parts) < 3 || len(parts) > 6 {
-				return fmt.Errorf("%s:%d: want label,group,name[,qtype[,rcode[,client]]]", path, lineNo)
+			if len(parts) < 3 || len(parts) > 7 {
+				return fmt.Errorf("%s:%d: want label,group,name[,qtype[,rcode[,client[,time]]]]", path, lineNo)
 			}
 			ev.Label, ev.Group, ev.Name = parts[0], parts[1], parts[2]
 			if len(parts) > 3 && parts[3] != "" {
@@ -414,6 +452,13 @@ func readCorpus(path, format, label, attack, group string, qtype uint16, emit fu
 					return fmt.Errorf("%s:%d: %v", path, lineNo, err)
 				}
 				ev.Client = a
+			}
+			if len(parts) > 6 && parts[6] != "" {
+				at, err := times.offset(parts[6])
+				if err != nil {
+					return fmt.Errorf("%s:%d: %v", path, lineNo, err)
+				}
+				ev.At = at
 			}
 		default:
 			return fmt.Errorf("unknown format %q", format)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dnsshield/shield/plugin/shield/score"
 	"github.com/miekg/dns"
@@ -50,7 +51,7 @@ func TestEvalReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	err = readCorpus(path, "auto", "benign", "tunnel", "", dns.TypeA, func(ev evalEvent) {
+	err = readCorpus(path, "auto", "benign", "tunnel", "", dns.TypeA, &timeBase{}, func(ev evalEvent) {
 		if ev.Label == "tunnel" && ev.Type != dns.TypeTXT {
 			t.Errorf("qtype %d", ev.Type)
 		}
@@ -101,5 +102,54 @@ func TestEvalFlags(t *testing.T) {
 	}
 	if err := runEval([]string{filepath.Join(t.TempDir(), "missing")}); err == nil {
 		t.Error("missing file accepted")
+	}
+}
+
+// TestEvalTimes replays a slow tunnel from a csv file with a time
+// column: one query every 5 s of hex labels in A queries (the shape that
+// builds no encoded-prefix evidence), with RFC 3339 times. It is blocked
+// within an hour of the capture's time, and the replay takes no real
+// time.
+func TestEvalTimes(t *testing.T) {
+	var b strings.Builder
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < 720; i++ {
+		fmt.Fprintf(&b, "tunnel,slow,%032x%08x.slow.example.net,A,NOERROR,192.0.2.7,%s\n",
+			uint64(i)*0x9e3779b97f4a7c15, i*2654435761, start.Add(time.Duration(i)*5*time.Second).Format(time.RFC3339))
+	}
+	path := filepath.Join(t.TempDir(), "slow.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rp, err := score.NewReplay(score.Config{NoNewlySeen: true}, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blockedAt time.Duration
+	err = readCorpus(path, "auto", "benign", "tunnel", "", dns.TypeA, &timeBase{}, func(ev evalEvent) {
+		if res := rp.Run(ev.Event); res.Action == score.Block && blockedAt == 0 {
+			blockedAt = rp.Elapsed()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := rp.Groups()[0]
+	t.Logf("slow tunnel: first block at query %d, %v into the capture; %.1f%% of the rest blocked", g.FirstBlock, blockedAt, 100*g.AfterRate())
+	if g.FirstBlock == 0 || blockedAt > time.Hour {
+		t.Errorf("not blocked within an hour: query %d at %v", g.FirstBlock, blockedAt)
+	}
+	if got := rp.Elapsed(); got < 59*time.Minute || got > time.Hour {
+		t.Errorf("replay clock at %v after 720 queries 5 s apart", got)
+	}
+
+	var tb timeBase
+	for _, bad := range []string{"-1", "yesterday", "2026-03-01T11:00:00Z"} {
+		if bad == "2026-03-01T11:00:00Z" {
+			tb.offset("2026-03-01T12:00:00Z")
+		}
+		if _, err := tb.offset(bad); err == nil {
+			t.Errorf("time %q accepted", bad)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package score
 import (
 	"bufio"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"sort"
 	"strings"
@@ -357,7 +358,7 @@ func TestUmbrellaEncodedPrefixes(t *testing.T) {
 		}
 		var f Features
 		lexical(n, r.domStart-1, &f)
-		if f.NonLDH > 0 || f.Class == ClassBase64 || f.Class == ClassBase32 {
+		if f.encoded() {
 			counts[r.Domain()]++
 		}
 	}
@@ -437,5 +438,128 @@ func TestDGAInfectedBrowsing(t *testing.T) {
 	}
 	if float64(benBlocked) > 0.02*float64(benN) {
 		t.Errorf("%d of %d ordinary names blocked, want <= 2%%", benBlocked, benN)
+	}
+}
+
+// benignCorpora returns the benign corpora the tunnel signals were tuned
+// on: the Umbrella top 100k in rank order, the plain names of the
+// netrack capture, the legit rows of the DGA sample and the newly
+// registered domains of one day.
+func benignCorpora(t testing.TB) map[string][]string {
+	var legit []string
+	for _, row := range dgaSample(t) {
+		if row.class == "legit" {
+			legit = append(legit, row.domain)
+		}
+	}
+	var nrd []string
+	for _, l := range lines(t, "domains_nrd_czds_1day_cryphorix.txt.gz") {
+		if !strings.HasPrefix(l, "#") {
+			nrd = append(nrd, l)
+		}
+	}
+	return map[string][]string{
+		"umbrella": lines(t, "benign_umbrella_top100k_fqdn.txt.gz"),
+		"plain":    netrackNames(t, "tunnel_qnames_plain_netrack.csv.gz"),
+		"legit":    legit,
+		"nrd":      nrd,
+	}
+}
+
+// TestBenignHalves replays every benign corpus split in two: the even
+// positions (calibration: what the thresholds were tuned on) and the odd
+// ones (held out), each on three engines: cold (no newly_seen points, as
+// an engine with less than a day of history gives), newly_seen (today's
+// engine with an empty history: every domain is new) and warm (the
+// half's registered domains seen a day before: a resolver that has run
+// for a while). Clients: one client for everything, or 200 clients
+// picked at random. Nothing may be blocked; at most 0.1% may alert,
+// except on the newly registered domains, where the DGA model alone
+// decides (logged). Under the race detector it replays one name in ten
+// of each half.
+func TestBenignHalves(t *testing.T) {
+	corpora := benignCorpora(t)
+	stride := 2
+	if raceEnabled {
+		stride = 20
+	}
+	for _, corpus := range []string{"umbrella", "plain", "legit", "nrd"} {
+		names := corpora[corpus]
+		for half, part := range []string{"calibration", "held-out"} {
+			var sub []string
+			for i := half; i < len(names); i += stride {
+				sub = append(sub, strings.TrimSuffix(names[i], ".")+".")
+			}
+			for _, mode := range []string{"cold", "newly_seen", "warm"} {
+				for _, clients := range []string{"one", "200"} {
+					cfg := Config{NoNewlySeen: mode == "cold"}
+					r := replayWith(t, cfg, replayStep)
+					rng := rand.New(rand.NewPCG(21, 22))
+					client := func() netip.Addr {
+						if clients == "one" {
+							return benignClient
+						}
+						return netip.AddrFrom4([4]byte{10, 30, 0, byte(rng.IntN(200))})
+					}
+					if mode == "warm" {
+						for _, n := range sub {
+							if res := r.Engine.Explain(Query{Name: n, Type: 1}); !res.Exempt && res.Domain() != "" {
+								r.Engine.Score(Query{Name: res.Domain() + ".", Type: 1, Client: client()})
+							}
+						}
+						r.Advance(24*time.Hour + time.Minute)
+					}
+					var first []string
+					for _, n := range sub {
+						res := r.Run(Event{Name: n, Type: 1, Client: client(), Label: "benign", Group: corpus})
+						if res.Action >= Alert && !res.Sticky && len(first) < 3 {
+							first = append(first, fmt.Sprintf("%s %d %v", n, res.Score, res.Reasons()))
+						}
+					}
+					g := r.Labels()[0]
+					t.Logf("%-8s %-11s %-10s clients %-3s: %6d names, %4d alerts (%.4f%%), %d blocks %v %v",
+						corpus, part, mode, clients, g.Queries, g.Alerts, 100*g.AlertRate(), g.Blocks, keys(g.Blocked, 5), first)
+					if g.Blocks != 0 {
+						t.Errorf("%s %s %s %s: %d blocked", corpus, part, mode, clients, g.Blocks)
+					}
+					if corpus != "nrd" && g.AlertRate() > 0.001 {
+						t.Errorf("%s %s %s %s: %.4f%% alerted", corpus, part, mode, clients, 100*g.AlertRate())
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestUmbrellaHourBits measures what set hourBits1: after a one-client
+// replay of the Umbrella top 100k (all of it within one budget window),
+// the most information bits of random-looking names that the client
+// sent under one registered domain stay below the first tier.
+func TestUmbrellaHourBits(t *testing.T) {
+	r := newReplay(t)
+	domains := map[uint64]string{}
+	for _, n := range lines(t, "benign_umbrella_top100k_fqdn.txt.gz") {
+		if res := r.Run(Event{Name: n + ".", Type: 1, Client: benignClient, Label: "benign"}); !res.Exempt {
+			domains[res.domainKey] = res.Domain()
+		}
+	}
+	e := r.Engine
+	max, maxDomain := uint32(0), ""
+	for i := range e.domains.shards {
+		sh := &e.domains.shards[i]
+		for s := range sh.keys {
+			for w, k := range sh.keys[s] {
+				if k == 0 {
+					continue
+				}
+				if _, bits := sh.entries[s][w].topSlot(); bits > max {
+					max, maxDomain = bits, domains[k]
+				}
+			}
+		}
+	}
+	t.Logf("replay of %v: most bits of random-looking names under one domain: %d (%s)", r.Elapsed(), max, maxDomain)
+	if max >= hourBits1 {
+		t.Errorf("%s has %d bits, at or above hourBits1 = %d", maxDomain, max, hourBits1)
 	}
 }

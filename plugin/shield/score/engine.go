@@ -41,6 +41,8 @@ type Engine struct {
 	recentNames *seenTable             // exact names queried recently
 	history     *bloom                 // registered domains seen in the last one to two long windows
 	dgaEvidence *dgaEvidence           // per-client DGA evidence (dga.go)
+	budgets     *setTable[budgetState] // information budgets per client and per parent (budget.go)
+	parents     *parentMemo            // private-section public suffixes (budget.go)
 }
 
 // historyBits is the size of each of the two first-seen filters: 2 x 512
@@ -73,6 +75,8 @@ func newEngine(cfg Config, bloomBits int) (*Engine, error) {
 		recentNames:   newSeenTable(cfg.Names),
 		history:       newBloom(bloomBits),
 		dgaEvidence:   newDGAEvidence(dgaEvidenceSlots),
+		budgets:       newSetTable[budgetState](defaultBudgets),
+		parents:       newParentMemo(),
 	}
 	// The engine clock starts one long window in the past so that 0 can
 	// mean "never".
@@ -144,7 +148,7 @@ func (e *Engine) Stats() Stats {
 // allocated then; the records (names and earners of verdicts) are
 // bounded by the verdict table's capacity.
 func (e *Engine) MemoryBound() int {
-	return e.domains.bytes() + e.clients.bytes() +
+	return e.domains.bytes() + e.clients.bytes() + e.budgets.bytes() + len(e.parents.slots)*8 +
 		e.verdicts.capacity*(int(unsafe.Sizeof(verdict{}))+recordBytes) +
 		len(e.verdicts.hint)*8 + len(e.verdicts.share)*8 + e.prev.bytes() +
 		len(e.recentNames.slots)*4 + len(e.history.bits[0])*16 + suffixMemoSize*8 +

@@ -5,6 +5,7 @@ import "math"
 // Encoding classes of a label, from the weakest evidence to the strongest.
 const (
 	ClassNone   uint8 = iota
+	ClassBase36       // one case of letters and digits, no '-' or '_', with 3 digits
 	ClassHex          // only 0-9a-f, with both a digit and a letter
 	ClassBase32       // only a-z and 2-7 (either case), with 3 digits
 	ClassBase64       // mixed case with digits, or + / =
@@ -26,6 +27,22 @@ type Features struct {
 	ClassLen     int     // length of that label
 	Underscore   bool    // a label starts with '_'
 	Distinct     int     // distinct bytes among the first entropySample of the prefix
+}
+
+// encoded reports whether the prefix looks encoded beyond doubt: a byte
+// outside LDH, or a base32 or base64 label. The Umbrella top 100k has one
+// such name (TestUmbrellaEncodedPrefixes).
+func (f *Features) encoded() bool {
+	return f.NonLDH > 0 || f.Class == ClassBase64 || f.Class == ClassBase32
+}
+
+// random reports whether the prefix looks like encoded data of any
+// alphabet: encoded, or a hex or base36 label. Hash-named CDN and
+// telemetry labels look random too: they count only per client
+// (domainState.slotRandom, slotBits). Entropy alone does not count: the
+// long hyphenated names of webex.com and office.net reach 0.85.
+func (f *Features) random() bool {
+	return f.Class != ClassNone || f.NonLDH > 0
 }
 
 // nlog2n[i] = i*log2(i) in 1/65536ths, for the entropy sum: integer
@@ -56,6 +73,10 @@ const (
 	minHexLabel = 16
 	minB32Label = 30
 	minB64Label = 20
+	// A base36 label (the alphabet of random lower-case identifiers and
+	// of tunnels that avoid the classes above) needs 20 characters and
+	// minB32Digits digits, like base32.
+	minB36Label = 20
 	// entropySample: the entropy is measured on the first 64 bytes of
 	// the prefix, which keeps the pass within budget for long names
 	// (BenchmarkFeatures190); a 63-byte label is the longest unit of
@@ -178,7 +199,7 @@ func lexical(raw string, prefixEnd int, f *Features) {
 		f.NonLDH += nonLDH
 		labLen := i - start - extra
 		digits := 0
-		if labLen >= minB32Label && lab&fNotB32 == 0 && lab&fDigit != 0 {
+		if labLen >= minB36Label && lab&(fDash|fNonLDH) == 0 && lab&fDigit != 0 && lab&(fLower|fUpper) != fLower|fUpper {
 			for _, c := range []byte(p[start:i]) {
 				digits += int(charFlags[c] & fDigit)
 			}
@@ -199,6 +220,9 @@ func lexical(raw string, prefixEnd int, f *Features) {
 		case labLen >= minHexLabel && lab&^(fHexLetter|fLower|fUpper|fDigit|fNotB32) == 0 && lab&fNotHex == 0 &&
 			lab&fDigit != 0 && lab&(fLower|fUpper) != 0:
 			class = ClassHex
+		case labLen >= minB36Label && lab&(fDash|fNonLDH) == 0 && lab&(fLower|fUpper) != fLower|fUpper &&
+			lab&(fLower|fUpper) != 0 && digits >= minB32Digits:
+			class = ClassBase36
 		}
 		if class > f.Class || (class == f.Class && class != ClassNone && labLen > f.ClassLen) {
 			f.Class, f.ClassLen = class, labLen
@@ -270,11 +294,12 @@ const (
 	f8Bit                         // a byte outside ASCII LDH and + / =
 	fSpecial                      // '.' and '\\': handled apart
 	fNonLDH                       // outside letters, digits, '-', '_'
+	fDash                         // '-' or '_'
 )
 
 // In its high 32 bits charFlags holds 1 for a byte outside LDH, so that a
-// sum of flags counts them. The flags themselves (10 bits, at most 1023 a
-// byte) add up to less than 2^32 for any label shorter than 4 MiB, so
+// sum of flags counts them. The flags themselves (11 bits, at most 2047 a
+// byte) add up to less than 2^32 for any label shorter than 2 MiB, so
 // they never carry into the count.
 const (
 	flagMask    = 1<<nonLDHShift - 1
@@ -307,10 +332,8 @@ func init() {
 			if c < '2' || c > '7' {
 				fl |= fNotB32
 			}
-		case c == '-':
-			fl = fNotB32 | fNotHex
-		case c == '_':
-			fl = fNotB32 | fNotHex
+		case c == '-' || c == '_':
+			fl = fNotB32 | fNotHex | fDash
 		case c == '.' || c == '\\':
 			fl = fSpecial
 		case c == '+' || c == '/' || c == '=':

@@ -14,6 +14,10 @@ type Event struct {
 	Rcode  int    // the upstream's answer, fed back when the query passes
 	Label  string // for example "benign", "tunnel", "dga"
 	Group  string // family or tool; the unit of "session"
+	// At, when not zero, is the event's time as an offset from the
+	// replay's start: the clock moves there (never backwards) instead of
+	// by Step, so a capture replays with its own timing.
+	At time.Duration
 }
 
 // GroupStats are the replay figures of one label or group.
@@ -56,6 +60,7 @@ func ratio(a, b int) float64 {
 type Replay struct {
 	Engine *Engine
 	Step   time.Duration
+	start  time.Time
 	now    time.Time
 	groups map[[2]string]*GroupStats
 	labels map[string]*GroupStats
@@ -64,7 +69,8 @@ type Replay struct {
 
 // NewReplay makes a replay with its own engine on a synthetic clock.
 func NewReplay(cfg Config, step time.Duration) (*Replay, error) {
-	r := &Replay{Step: step, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := &Replay{Step: step, start: start, now: start,
 		groups: map[[2]string]*GroupStats{}, labels: map[string]*GroupStats{}}
 	cfg.Clock = func() time.Time { return r.now }
 	e, err := New(cfg)
@@ -77,7 +83,13 @@ func NewReplay(cfg Config, step time.Duration) (*Replay, error) {
 
 // Run replays one event and returns its result.
 func (r *Replay) Run(ev Event) Result {
-	r.now = r.now.Add(r.Step)
+	if ev.At != 0 {
+		if t := r.start.Add(ev.At); t.After(r.now) {
+			r.now = t
+		}
+	} else {
+		r.now = r.now.Add(r.Step)
+	}
 	res := r.Engine.Score(Query{Name: ev.Name, Type: ev.Type, Client: ev.Client})
 	if res.Action != Block {
 		r.Engine.ObserveResponse(&res, ev.Rcode)
@@ -121,6 +133,16 @@ func (r *Replay) Run(ev Event) Result {
 	}
 	return res
 }
+
+// Advance moves the replay's clock forward by d without a query.
+func (r *Replay) Advance(d time.Duration) {
+	if d > 0 {
+		r.now = r.now.Add(d)
+	}
+}
+
+// Elapsed returns the replay's time since its start.
+func (r *Replay) Elapsed() time.Duration { return r.now.Sub(r.start) }
 
 // Groups returns the figures per group in order of first appearance.
 func (r *Replay) Groups() []*GroupStats {

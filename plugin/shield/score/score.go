@@ -100,28 +100,36 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 		unremembered = !e.history.test(res.domainKey)
 	}
 
-	// The registered domain's state: counted under its lock, scored on a
-	// copy.
+	// The registered domain's state: counted and scored under its lock
+	// (a copy of the entry cost more than the scoring).
 	how := peek
 	if update {
 		how = upsert
 	}
 	live, unlock, created := e.domains.get(res.domainKey, now, how)
-	var dom domainState
+	var dom struct {
+		first    uint32
+		nClients uint8
+	}
 	if live != nil {
 		live.roll(shortEpoch, longEpoch)
 		if update {
 			if created && unremembered {
 				live.first = now
 			}
-			live.count(&f, nonIP, newName, uint16(res.clientKey>>48)|1)
+			live.count(&f, nonIP, newName, uint16(res.clientKey>>48)|1, now/budgetWindow)
 		}
-		dom = *live
+		domainPoints(points, live, now/budgetWindow)
+		dom.first, dom.nClients = live.first, live.nClients
 	}
 	unlock.Unlock()
 	known := live != nil
-	if known {
-		domainPoints(points, &dom)
+	if f.encoded() && !e.cfg.NoTunnel {
+		bits := uint32(0)
+		if newName {
+			bits = uint32(float32(f.PrefixLen) * log2f(float32(f.Distinct)))
+		}
+		e.budgetPoints(points, res.clientKey, lower[sufStart:], bits, now, update)
 	}
 	newlySeen := unremembered || (known && dom.first != 0 && now-dom.first < e.longEpochLen)
 	if newlySeen && now >= e.newlyFrom { // no history, no newly seen (history.go)
@@ -174,7 +182,8 @@ func (e *Engine) score(q Query, update bool) (res Result) {
 }
 
 // lexicalPoints gives the points of the query's own features f and type
-// qtype. It reports whether qtype is a non-IP type (TXT, NULL, private).
+// qtype. It reports whether qtype is a non-IP type (not A, AAAA, SVCB or
+// HTTPS).
 func lexicalPoints(points *[nReasons]uint8, f *Features, qtype uint16) (nonIP bool) {
 	switch {
 	case f.Len > 100:
@@ -198,6 +207,8 @@ func lexicalPoints(points *[nReasons]uint8, f *Features, qtype uint16) (nonIP bo
 		points[reasonEncoded] = ptsBase32
 	case ClassHex:
 		points[reasonEncoded] = ptsHex
+	case ClassBase36:
+		points[reasonEncoded] = ptsBase36
 	}
 	if f.NonLDH > 0 {
 		points[reasonNonLDH] = ptsNonLDH
@@ -205,56 +216,125 @@ func lexicalPoints(points *[nReasons]uint8, f *Features, qtype uint16) (nonIP bo
 	switch t := qtype; {
 	case t == 10 || (t >= 65280 && t <= 65534): // NULL, private use
 		points[reasonTunnelType] = ptsTunnelType
-		nonIP = true
-	case t == 16: // TXT
-		nonIP = true
-		if f.Len > 52 {
-			points[reasonLongTXT] = ptsLongTXT
-		}
-	case t == 15 || t == 5: // MX, CNAME
+	case t == 16 || t == 15 || t == 5: // TXT, MX, CNAME
 		if f.Len > 52 {
 			points[reasonLongTXT] = ptsLongTXT
 		}
 	}
+	// Nadler et al.'s non-IP type ratio: every type but the address
+	// types a browser or an app sends (A, AAAA, SVCB, HTTPS).
+	switch qtype {
+	case 1, 28, 64, 65:
+	default:
+		nonIP = true
+	}
+	capTunnelLexical(points)
 	return nonIP
 }
 
+// capTunnelLexical trims the tunnel's per-query reasons to tunnelLexCap
+// in all, taking from the weakest first so that the top reason stays.
+func capTunnelLexical(points *[nReasons]uint8) {
+	sum := 0
+	for _, v := range points[:reasonEncodedPrefixes] {
+		sum += int(v)
+	}
+	for excess := sum - tunnelLexCap; excess > 0; {
+		weakest := -1
+		for i, v := range points[:reasonEncodedPrefixes] {
+			if v > 0 && (weakest < 0 || v < points[weakest]) {
+				weakest = i
+			}
+		}
+		take := min(excess, int(points[weakest]))
+		points[weakest] -= uint8(take)
+		excess -= take
+	}
+}
+
 // count adds a query with features f to the registered domain's counters.
-// newName reports whether the exact name is new; client is the client's
-// fingerprint.
-func (d *domainState) count(f *Features, nonIP, newName bool, client uint16) {
+// nonIP reports whether its type is not an address type; newName whether
+// the exact name is new; client is the client's fingerprint; hour the
+// budget-window epoch.
+func (d *domainState) count(f *Features, nonIP, newName bool, client uint16, hour uint32) {
 	d.queries[0]++
 	if nonIP {
 		d.nonIPQueries[0]++
 	}
-	if newName {
-		d.unique[0]++
-		if d.shortUnique[0] < 0xffff {
-			d.shortUnique[0]++
-		}
-		if f.NonLDH > 0 || f.Class == ClassBase64 || f.Class == ClassBase32 {
-			d.encoded[0]++
-			if d.shortEncoded[0] < 0xffff {
-				d.shortEncoded[0]++
-			}
-		}
-		d.infoBits[0] += uint32(float32(f.PrefixLen) * log2f(float32(f.Distinct)))
+	slot := d.addClient(client)
+	if !newName {
+		return
 	}
-	d.addClient(client)
+	d.unique[0]++
+	if d.shortUnique[0] < 0xffff {
+		d.shortUnique[0]++
+	}
+	bits := uint32(float32(f.PrefixLen) * log2f(float32(f.Distinct)))
+	d.infoBits[0] += bits
+	if f.encoded() {
+		d.encoded[0]++
+		if d.shortEncoded[0] < 0xffff {
+			d.shortEncoded[0]++
+		}
+	}
+	if slot < 0 || !f.random() {
+		return
+	}
+	d.randomSeen = true
+	if nonIP && d.slotRandom[slot] < 0xffff {
+		d.slotRandom[slot]++
+	}
+	d.rollHour(hour)
+	d.slotBits[0][slot] += bits
 }
 
-// domainPoints gives the points of the registered domain's state dom.
-// Only a domain with encTier1 encoded prefixes gets any.
-func domainPoints(points *[nReasons]uint8, dom *domainState) {
+// domainPoints gives the points of the registered domain's state dom at
+// budget epoch hour. Only a domain with tunnel evidence gets any: encoded
+// prefixes, one client's random-looking names of non-address types, or
+// one client's information bits in the budget window.
+func domainPoints(points *[nReasons]uint8, dom *domainState, hour uint32) {
+	// One client's random-looking names count only on a domain of at
+	// most weakMaxClients clients: under a popular domain they are many
+	// clients' hash names, a few each (TestHashNamesBenign).
+	if dom.randomSeen && dom.nClients <= weakMaxClients {
+		dom.rollHour(hour)
+		random, slotBits := dom.topSlot()
+		switch {
+		case slotBits >= hourBits2:
+			points[reasonHourBits] = ptsHourBits2
+		case slotBits >= hourBits1:
+			points[reasonHourBits] = ptsHourBits1
+		}
+		switch {
+		case random >= encTier3:
+			points[reasonRandomPrefixes] = ptsEnc3
+		case random >= encTier2:
+			points[reasonRandomPrefixes] = ptsEnc2
+		case random >= encTier15:
+			points[reasonRandomPrefixes] = ptsEnc15
+		case random >= encTier1:
+			points[reasonRandomPrefixes] = ptsEnc1
+		}
+	}
 	encoded := sumPair(dom.encoded)
 	switch {
 	case encoded >= encTier3:
 		points[reasonEncodedPrefixes] = ptsEnc3
 	case encoded >= encTier2:
 		points[reasonEncodedPrefixes] = ptsEnc2
+	case encoded >= encTier15:
+		points[reasonEncodedPrefixes] = ptsEnc15
 	case encoded >= encTier1:
 		points[reasonEncodedPrefixes] = ptsEnc1
-	default:
+	}
+	// The stronger of the two views of the same prefixes counts.
+	if points[reasonRandomPrefixes] <= points[reasonEncodedPrefixes] {
+		points[reasonRandomPrefixes] = 0
+	} else {
+		points[reasonEncodedPrefixes] = 0
+	}
+	// Any of them opens the domain's volume signals below.
+	if points[reasonEncodedPrefixes] == 0 && points[reasonRandomPrefixes] == 0 && points[reasonHourBits] == 0 {
 		return
 	}
 	if sumShortPair(dom.shortUnique) >= uniqShortMin {
@@ -441,8 +521,10 @@ func (e *Engine) verdictScope(res *Result) (Scope, bool) {
 		earners = append(earners, res.clientKey)
 	}
 	others := e.prev.others(res.domainKey, earners)
-	// Both are evidence about the client, not the domain.
-	suspect := int(res.points[reasonClientNXBurst]) + int(res.points[reasonClientDGA])
+	// These are evidence about the client, not the domain: its NXDOMAIN
+	// burst, its run of DGA-like names, its encoded bits across domains.
+	suspect := int(res.points[reasonClientNXBurst]) + int(res.points[reasonClientDGA]) +
+		int(res.points[reasonClientInfoBits])
 	switch {
 	case others >= e.cfg.PopularClients:
 		return ScopeClient, true

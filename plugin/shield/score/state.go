@@ -21,6 +21,14 @@ type domainState struct {
 	nxdomains    [2]uint32 // of those, NXDOMAIN responses
 	clients      [4]uint16 // fingerprints of distinct clients in the long window
 	nClients     uint8     // distinct clients, saturating at len(clients)+1
+	randomSeen   bool      // a client slot below has counted a random-looking name
+
+	// Per client of clients (the same slot), what makes the tunnel shape
+	// of one client asking many random names under one domain, apart
+	// from many clients asking a few each (telemetry, CDN hashes).
+	slotRandom [4]uint16    // random-looking new names of a non-address type, long window, saturating
+	hourEpoch  uint32       // budget-window epoch of slotBits
+	slotBits   [2][4]uint32 // information bits of random-looking new names, per budget window (current, previous)
 }
 
 func sumPair(a [2]uint32) uint32   { return a[0] + a[1] }
@@ -53,24 +61,61 @@ func (d *domainState) roll(shortEpoch, longEpoch uint32) {
 		if longEpoch != d.longEpoch+1 {
 			d.clients = [4]uint16{}
 			d.nClients = 0
+			d.slotRandom = [4]uint16{}
+			d.randomSeen = false
+		} else {
+			for i := range d.slotRandom {
+				d.slotRandom[i] /= 2 // older than a long window: half weight
+			}
 		}
 		d.longEpoch = longEpoch
 	}
 }
 
-// addClient records a client fingerprint for prevalence.
-func (d *domainState) addClient(fp uint16) {
+// rollHour moves slotBits to budget epoch to.
+func (d *domainState) rollHour(to uint32) {
+	switch {
+	case to == d.hourEpoch:
+	case to == d.hourEpoch+1:
+		d.slotBits[1], d.slotBits[0] = d.slotBits[0], [4]uint32{}
+	default:
+		d.slotBits = [2][4]uint32{}
+	}
+	d.hourEpoch = to
+}
+
+// addClient records a client fingerprint for prevalence and returns its
+// slot, or -1 when the client came after the first len(clients).
+func (d *domainState) addClient(fp uint16) int {
 	for i := 0; i < int(d.nClients) && i < len(d.clients); i++ {
 		if d.clients[i] == fp {
-			return
+			return i
 		}
 	}
+	slot := -1
 	if int(d.nClients) < len(d.clients) {
 		d.clients[d.nClients] = fp
+		slot = int(d.nClients)
 	}
 	if int(d.nClients) <= len(d.clients) {
 		d.nClients++
 	}
+	return slot
+}
+
+// topSlot returns the most random-looking new names of a non-address
+// type, and the most information bits in the budget window, that one
+// client sent under the domain.
+func (d *domainState) topSlot() (random int, bits uint32) {
+	for i := range d.clients {
+		if r := int(d.slotRandom[i]); r > random {
+			random = r
+		}
+		if b := d.slotBits[0][i] + d.slotBits[1][i]; b > bits {
+			bits = b
+		}
+	}
+	return random, bits
 }
 
 // clientState is what the engine keeps per client (IPv4 /32, IPv6 /64).
