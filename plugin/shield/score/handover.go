@@ -86,6 +86,10 @@ func (e *Engine) Handover(prev *Engine) Carried {
 		e.prev = prev.prev
 		c.Shared = append(c.Shared, "prevalence")
 	}
+	if e.budgets.capacity == prev.budgets.capacity && sameWindows {
+		e.budgets, e.parents = prev.budgets, prev.parents
+		c.Shared = append(c.Shared, "budgets")
+	}
 	if len(e.dgaEvidence.slots) == len(prev.dgaEvidence.slots) {
 		e.dgaEvidence = prev.dgaEvidence
 		c.Shared = append(c.Shared, "dga_evidence")

@@ -64,7 +64,7 @@ func TestHandoverShares(t *testing.T) {
 
 	e := mustEngine(t, Config{Clock: clk.Now, Block: 70})
 	c := e.Handover(prev)
-	want := []string{"verdicts", "domains", "clients", "prevalence", "dga_evidence", "names", "history"}
+	want := []string{"verdicts", "domains", "clients", "prevalence", "budgets", "dga_evidence", "names", "history"}
 	if !slices.Equal(c.Shared, want) || !c.History {
 		t.Fatalf("carried %+v, want every table shared", c)
 	}
@@ -119,8 +119,9 @@ func TestHandoverCopies(t *testing.T) {
 
 	e := mustEngine(t, Config{Clock: clk.Now, Verdicts: 1024, Domains: 4096, Clients: 1024, Names: 4096})
 	c := e.Handover(short)
-	// The DGA evidence table has one size whatever the configuration.
-	if !slices.Equal(c.Shared, []string{"dga_evidence", "history"}) || c.Verdicts != 1 || c.VerdictsDropped != 0 || c.Domains == 0 || !c.History {
+	// The budgets and the DGA evidence have one size whatever the
+	// configuration.
+	if !slices.Equal(c.Shared, []string{"budgets", "dga_evidence", "history"}) || c.Verdicts != 1 || c.VerdictsDropped != 0 || c.Domains == 0 || !c.History {
 		t.Fatalf("carried %+v, want 1 verdict, domains and the shared history", c)
 	}
 	if !sticky(e, "example.net") || sticky(e, "example.com") {

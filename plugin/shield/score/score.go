@@ -521,10 +521,11 @@ func (e *Engine) verdictScope(res *Result) (Scope, bool) {
 		earners = append(earners, res.clientKey)
 	}
 	others := e.prev.others(res.domainKey, earners)
-	// These are evidence about the client, not the domain: its NXDOMAIN
-	// burst, its run of DGA-like names, its encoded bits across domains.
-	suspect := int(res.points[reasonClientNXBurst]) + int(res.points[reasonClientDGA]) +
-		int(res.points[reasonClientInfoBits])
+	// Both are evidence about the client, not the domain: its NXDOMAIN
+	// burst and its run of DGA-like names. (A client's encoded bits across
+	// domains are not: they are tunnel traffic to this domain too, and a
+	// popular domain is protected by the first case below.)
+	suspect := int(res.points[reasonClientNXBurst]) + int(res.points[reasonClientDGA])
 	switch {
 	case others >= e.cfg.PopularClients:
 		return ScopeClient, true
