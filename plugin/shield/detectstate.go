@@ -1,17 +1,15 @@
 package shield
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/dnsshield/shield/plugin/shield/contain"
 	"github.com/dnsshield/shield/plugin/shield/score"
 )
 
@@ -184,54 +182,8 @@ func (d *detection) saveState() {
 	if d.statePath == "" {
 		return
 	}
-	if err := writeFileAtomic(d.statePath, d.engine.SaveState); err != nil {
+	if err := contain.WriteFileAtomic(d.statePath, d.engine.SaveState); err != nil {
 		detectStateErrors.WithLabelValues("save").Inc()
 		log.Errorf("detection state %s: write failed, the previous file stays: %v", d.statePath, err)
 	}
-}
-
-// writeFileAtomic writes path with write: to a temporary file in the same
-// directory (mode 0600), synced and renamed over path, then the directory
-// synced. A reader sees the old file or the new one, never a mix.
-func writeFileAtomic(path string, write func(io.Writer) error) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(tmp, 256<<10)
-	if err := write(w); err != nil {
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // best effort: not every filesystem syncs a directory
-		d.Close()
-	}
-	return nil
 }

@@ -1,6 +1,7 @@
 package contain
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -130,6 +131,17 @@ func SaveState(path string, st State) error {
 			len(st.Quarantines), len(st.Blocks), maxStateFile)
 	}
 	data = append(data, '\n')
+	return WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFileAtomic writes path with write: to a temporary file in the same
+// directory (mode 0600), synced and renamed over path, then the directory
+// synced. A reader sees the old file or the new one, never a mix, and a
+// failed write leaves the old file and no temporary one.
+func WriteFileAtomic(path string, write func(io.Writer) error) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -148,7 +160,11 @@ func SaveState(path string, st State) error {
 	if err := tmp.Chmod(0o600); err != nil {
 		return err
 	}
-	if _, err := tmp.Write(data); err != nil {
+	w := bufio.NewWriterSize(tmp, 256<<10)
+	if err := write(w); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
